@@ -1,0 +1,148 @@
+"""Decoding whole audio files (any format FFmpeg reads) to float32 mono PCM."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import av
+import av.error
+import numpy as np
+
+from .errors import AudioFormatError
+from .resample import MonoResampler, concat
+
+TARGET_RATE = 16000
+# Damaged packets are skipped (long real-world recordings often have a few); a run
+# this long means the file is not decodable audio.
+_MAX_CONSECUTIVE_DECODE_ERRORS = 32
+
+Source = str | os.PathLike[str] | BinaryIO
+
+
+def _open(source: Source) -> av.container.InputContainer:
+    try:
+        return av.open(source, metadata_errors="ignore")
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # a server-side problem, not bad audio
+    except av.error.FFmpegError as e:
+        raise AudioFormatError(
+            f"the file is not a readable audio file: {e.strerror or e}"
+        ) from None
+
+
+def _iter_decoded(source: Source, target_rate: int) -> Iterator[np.ndarray]:
+    """Yield float32 mono blocks at ``target_rate`` in order, one per decoded frame."""
+    container = _open(source)
+    try:
+        if not container.streams.audio:
+            raise AudioFormatError("the file has no audio stream")
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            raise AudioFormatError("the file's audio codec is not supported")
+        # Raw ADTS cannot signal the AAC encoder's priming frame (MP4 can, and FFmpeg
+        # applies it): drop it as the stream decoder does (see container.py).
+        drop_first = container.format.name == "aac" and stream.codec_context.name in (
+            "aac",
+            "aac_fixed",
+        )
+        resampler: MonoResampler | None = None
+        setup: tuple[str, str, int] | None = None
+        decoded_any = False
+        failures = consecutive = 0
+        last_error = ""
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.FFmpegError as e:
+                failures += 1
+                consecutive += 1
+                last_error = e.strerror or str(e)
+                if consecutive > _MAX_CONSECUTIVE_DECODE_ERRORS:
+                    raise AudioFormatError(f"the file's audio is corrupt ({last_error})") from None
+                continue
+            consecutive = 0
+            for frame in frames:
+                decoded_any = True
+                if drop_first:
+                    drop_first = False
+                    continue
+                # A resampler is tied to one input layout/rate; some files change
+                # them mid-stream, so start a new one (after draining the old).
+                key = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if key != setup:
+                    if resampler is not None:
+                        tail = resampler.flush()
+                        if tail.size:
+                            yield tail
+                    resampler, setup = MonoResampler(target_rate), key
+                assert resampler is not None
+                out = resampler.frame(frame)
+                if out.size:
+                    yield out
+        if failures and not decoded_any:
+            raise AudioFormatError(f"no audio could be decoded from the file ({last_error})")
+        if resampler is not None:
+            tail = resampler.flush()
+            if tail.size:
+                yield tail
+    except av.error.FFmpegError as e:
+        # Demuxing errors (truncated or damaged container).
+        raise AudioFormatError(f"the file could not be decoded: {e.strerror or e}") from None
+    finally:
+        container.close()
+
+
+def decode_file(path_or_fileobj: Source, target_rate: int = TARGET_RATE) -> np.ndarray:
+    """Decode a whole file (any format PyAV reads) to float32 mono at ``target_rate``.
+
+    Multi-channel audio is mixed down to mono.
+    """
+    return concat(list(_iter_decoded(path_or_fileobj, target_rate)))
+
+
+def iter_file_chunks(
+    path: Source, chunk_seconds: float = 30.0, target_rate: int = TARGET_RATE
+) -> Iterator[np.ndarray]:
+    """Stream a (possibly hours-long) file as consecutive float32 mono chunks.
+
+    Every chunk is exactly ``chunk_seconds`` long except the last; only about one
+    chunk of samples is held in memory at a time.
+    """
+    size = round(chunk_seconds * target_rate)
+    if size <= 0:
+        raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
+    pending: list[np.ndarray] = []
+    held = 0
+    for block in _iter_decoded(path, target_rate):
+        pending.append(block)
+        held += block.size
+        if held < size:
+            continue
+        joined = np.concatenate(pending)
+        start = 0
+        while held - start >= size:
+            yield joined[start : start + size]
+            start += size
+        rest = joined[start:].copy()  # copy so the yielded chunks' buffer can be freed
+        pending, held = ([rest] if rest.size else []), rest.size
+    if held:
+        yield concat(pending)
+
+
+def probe_duration(path: Source) -> float | None:
+    """Duration in seconds from the container's header, or None when it is unknown."""
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError):
+        return None
+    try:
+        if container.duration is not None and container.duration > 0:
+            return container.duration / av.time_base
+        for stream in container.streams.audio:
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+        return None
+    finally:
+        container.close()

@@ -1,0 +1,184 @@
+"""Command line: `voxscope serve`, `voxscope transcribe`, `voxscope models`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from voxscope.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Self-hosted speech recognition speaking the DashScope speech APIs.")
+
+
+def _settings(config: Path | None, **overrides) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Address to listen on (default 127.0.0.1)"),
+    port: int = typer.Option(None, help="Port (default 8000)"),
+    data_dir: Path = typer.Option(None, help="Folder for the database and files"),
+    config: Path = typer.Option(None, help="YAML config file (server settings, keys, profiles)"),
+    api_key: list[str] = typer.Option(None, "--api-key", help="Accept this API key (repeatable)"),
+    max_sessions: int = typer.Option(None, help="Concurrent realtime tasks before refusing"),
+    insecure: bool = typer.Option(False, "--insecure",
+                                  help="Allow a non-loopback address without API keys"),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """Run the HTTP + WebSocket server."""
+    import uvicorn
+
+    from voxscope.server.app import create_app
+
+    settings = _settings(config, host=host, port=port, data_dir=data_dir,
+                         api_keys=api_key or None, max_sessions=max_sessions,
+                         insecure=insecure or None)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.auth_enabled:
+        if not settings.loopback_only() and not settings.insecure:
+            typer.echo(
+                f"refusing to listen on {settings.host} without API keys: anyone on the network "
+                "could use this server. Configure keys (--api-key, VOXSCOPE_API_KEYS or api_keys "
+                "in the config file) or pass --insecure.", err=True)
+            raise typer.Exit(2)
+        typer.echo("voxscope: no API keys configured: accepting any key (local development"
+                   + (f"); listening on {settings.host} only." if settings.loopback_only()
+                      else f"); WARNING: --insecure, listening on {settings.host}."), err=True)
+    else:
+        typer.echo(f"voxscope: API keys required ({len(settings.api_keys)} configured).", err=True)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    fastapi_app = create_app(settings)
+    uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level,
+                ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+    srt = "srt"
+    vtt = "vtt"
+
+
+def _timestamp(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+@app.command()
+def transcribe(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
+    model: str = typer.Option("paraformer-realtime-v2",
+                              help="Profile name (its local model is used) or a model folder"),
+    language: str = typer.Option(None, help="Language code; detected when omitted"),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", "-o"),
+    config: Path = typer.Option(None, help="YAML config file"),
+    progress: bool = typer.Option(True, help="Show a progress bar on stderr"),
+) -> None:
+    """Transcribe files in-process (no server), any format FFmpeg reads."""
+    from tqdm import tqdm
+
+    from voxscope.audio import iter_file_chunks
+    from voxscope.audio.file_decoder import probe_duration
+    from voxscope.engine.hub import Engine
+    from voxscope.engine.model_store import ModelError
+    from voxscope.engine.offline import OfflineOptions, transcribe_chunks
+
+    settings = _settings(config, max_batch=4)
+    try:
+        engine = Engine(settings)
+        prof = settings.profile(model)
+        sched = engine.scheduler(prof.model if prof else model)
+    except ModelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    allowed = tuple(engine.languages(prof)) if prof and prof.languages else None
+    opts = OfflineOptions(language=language, allowed_languages=allowed)
+    documents = []
+    try:
+        for path in files:
+            duration = probe_duration(path)
+            bar = tqdm(total=round(duration or 0, 1) or None, unit="s", desc=path.name,
+                       disable=not progress or (duration or 0) < 30, file=sys.stderr,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}]")
+
+            def advance(seconds: float, bar=bar) -> None:
+                bar.update(seconds - bar.n)
+
+            sentences = list(transcribe_chunks(iter_file_chunks(path), sched, engine.vad, opts,
+                                               progress=advance))
+            bar.close()
+            documents.append((path, sentences))
+    finally:
+        engine.close()
+
+    for path, sentences in documents:
+        if output == OutputFormat.text:
+            typer.echo(" ".join(s.text for s in sentences) if sentences and sentences[0].language
+                       not in ("zh", "ja") else "".join(s.text for s in sentences))
+        elif output == OutputFormat.json:
+            typer.echo(json.dumps({
+                "file": str(path),
+                "sentences": [{
+                    "begin_time": int(s.begin * 1000), "end_time": int(s.end * 1000),
+                    "text": s.text, "language": s.language,
+                    "words": [{"begin_time": int(w.start * 1000), "end_time": int(w.end * 1000),
+                               "text": w.text, "punctuation": w.punctuation} for w in s.words],
+                } for s in sentences]}, ensure_ascii=False, indent=2))
+        else:
+            sep = "," if output == OutputFormat.srt else "."
+            lines = ["WEBVTT", ""] if output == OutputFormat.vtt else []
+            for i, s in enumerate(sentences, 1):
+                if output == OutputFormat.srt:
+                    lines.append(str(i))
+                lines.append(f"{_timestamp(s.begin, sep)} --> {_timestamp(s.end, sep)}")
+                lines.append(s.text)
+                lines.append("")
+            typer.echo("\n".join(lines))
+
+
+@app.command()
+def models(config: Path = typer.Option(None, help="YAML config file")) -> None:
+    """List model profiles, where each local model's files are and whether they are installed."""
+    from voxscope.engine.model_store import ModelStore
+
+    settings = _settings(config)
+    store = ModelStore(settings.cache_dir)
+    statuses = {}
+    for prof in settings.profiles.values():
+        spec = settings.models.get(prof.model)
+        ref = spec.path if spec else prof.model
+        if ref not in statuses:
+            statuses[ref] = store.status(ref)
+    typer.echo(f"{'PROFILE':34} {'KIND':12} {'RATES':12} {'MODEL':14} STATUS")
+    for name, prof in sorted(settings.profiles.items()):
+        spec = settings.models.get(prof.model)
+        st = statuses[spec.path if spec else prof.model]
+        rates = "any" if prof.sample_rates == "any" else ",".join(str(r) for r in prof.sample_rates)
+        alias = f" (+{', '.join(prof.aliases)})" if prof.aliases else ""
+        typer.echo(f"{name:34} {prof.kind:12} {rates:12} {prof.model:14} "
+                   f"{'installed' if st.installed else 'MISSING'}{alias}")
+    typer.echo("")
+    for ref, st in statuses.items():
+        typer.echo(f"{ref}: {st.path if st.path else st.detail}")
+    try:
+        typer.echo(f"silero-vad: {store.silero_vad_path()}")
+    except Exception as exc:  # noqa: BLE001 - shown to the user as-is
+        typer.echo(f"silero-vad: MISSING ({exc})")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,138 @@
+"""Settings (environment / CLI / config file) and model profiles.
+
+Precedence: CLI flags > environment (VOXSCOPE_*) > the `server:` section of the config file >
+defaults. Profiles come from the bundled profiles.yaml; a config file's `profiles:` and `models:`
+replace bundled entries of the same name and add new ones.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LocalModel(BaseModel):
+    path: str  # bundled name or folder
+    compute_type: str = "int8"
+    device: str = "cpu"
+
+
+class Profile(BaseModel):
+    """A DashScope model name as served by voxscope."""
+
+    name: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    kind: Literal["recognition", "translation", "chat", "realtime", "file"] = "recognition"
+    model: str = "whisper-base"
+    sample_rates: list[int] | Literal["any"] = "any"
+    languages: list[str] | None = None  # None: every language the local model knows
+    hotwords: bool = True
+    punctuation: Literal["always", "optional"] = "always"
+
+    def accepts_rate(self, rate: int) -> bool:
+        return self.sample_rates == "any" or rate in self.sample_rates
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXSCOPE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./voxscope-data")
+    config: Path | None = None
+    api_keys: list[str] = Field(default_factory=list)
+    insecure: bool = False  # allow a non-loopback address without API keys
+    cache_dir: Path | None = None  # where bundled models are assembled
+
+    # engine
+    cpu_threads: int = 0  # 0: CTranslate2 picks (all cores)
+    max_batch: int = 4
+    batch_wait_ms: float = 5.0
+
+    # realtime sessions
+    max_sessions: int = 8  # concurrent recognition tasks; more get a Throttling error
+    idle_timeout_s: float = 60.0  # no speech (no audio with heartbeat) for this long ends a task
+    socket_idle_timeout_s: float = 60.0  # a connection with no task is closed after this
+    heartbeat_interval_s: float = 10.0
+    max_frame_bytes: int = 1 << 20
+    partial_interval_s: float = 0.6
+    max_task_audio_s: float = 4 * 3600.0
+
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    models: dict[str, LocalModel] = Field(default_factory=dict)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [k.strip() for k in v.split(",") if k.strip()]
+        return v
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    def profile(self, name: str) -> Profile | None:
+        prof = self.profiles.get(name)
+        if prof is not None:
+            return prof
+        for p in self.profiles.values():
+            if name in p.aliases:
+                return p
+        return None
+
+    def loopback_only(self) -> bool:
+        if self.host in ("localhost",):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+def _bundled_profiles() -> dict[str, Any]:
+    text = resources.files("voxscope").joinpath("profiles.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults, the config file, the environment and explicit overrides."""
+    base = _bundled_profiles()
+    file_data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            file_data = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        if not isinstance(file_data, dict):
+            raise ConfigError(f"config file {config_file} must hold a mapping")
+    server = dict(file_data.get("server") or {})
+    if "api_keys" in file_data and "api_keys" not in server:
+        server["api_keys"] = file_data["api_keys"]
+    models = {**(base.get("models") or {}), **(file_data.get("models") or {})}
+    profiles = {**(base.get("profiles") or {}), **(file_data.get("profiles") or {})}
+    for name, prof in profiles.items():
+        prof.setdefault("name", name)
+    # Environment beats the file: only use file values for fields the environment does not set.
+    env_settings = Settings()
+    explicit_env = env_settings.model_fields_set
+    values: dict[str, Any] = {k: v for k, v in server.items() if k not in explicit_env}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["profiles"] = profiles
+    values["models"] = models
+    if config_file is not None:
+        values["config"] = Path(config_file)
+    merged = env_settings.model_dump(exclude_unset=True)
+    merged.update(values)
+    return Settings(**merged)

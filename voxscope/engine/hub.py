@@ -1,0 +1,67 @@
+"""The engine as the rest of voxscope sees it: loaded models, their schedulers, the VAD."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from voxscope.config import LocalModel, Profile, Settings
+from voxscope.engine.model_store import ModelStore
+from voxscope.engine.recognizer import Emit, RecognizerConfig, StreamingRecognizer
+from voxscope.engine.scheduler import InferenceScheduler
+from voxscope.engine.vad import SileroVad
+from voxscope.engine.whisper_backend import WhisperBackend
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ModelStore(settings.cache_dir)
+        self.vad = SileroVad(self.store.silero_vad_path())
+        self._schedulers: dict[str, InferenceScheduler] = {}
+        self._lock = threading.Lock()
+
+    def local_model(self, name: str) -> LocalModel:
+        # A profile may name a configured model or give a bundled name / folder directly.
+        return self.settings.models.get(name) or LocalModel(path=name)
+
+    def scheduler(self, model: str) -> InferenceScheduler:
+        with self._lock:
+            sched = self._schedulers.get(model)
+            if sched is None:
+                spec = self.local_model(model)
+                path = self.store.resolve(spec.path)
+                log.info("loading model %s from %s", model, path)
+                backend = WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
+                                         cpu_threads=self.settings.cpu_threads)
+                sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
+                                           max_wait_s=self.settings.batch_wait_ms / 1000)
+                self._schedulers[model] = sched
+            return sched
+
+    def preload(self) -> None:
+        for prof in self.settings.profiles.values():
+            self.scheduler(prof.model)
+
+    def recognizer(self, profile: Profile, config: RecognizerConfig,
+                   emit: Emit) -> StreamingRecognizer:
+        return StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit)
+
+    def languages(self, profile: Profile) -> list[str]:
+        backend = self.scheduler(profile.model).backend
+        known = backend.languages
+        if profile.languages is None:
+            return known
+        return [lang for lang in profile.languages if lang in known]
+
+    @property
+    def schedulers(self) -> dict[str, InferenceScheduler]:
+        return dict(self._schedulers)
+
+    def close(self) -> None:
+        with self._lock:
+            for sched in self._schedulers.values():
+                sched.close()
+            self._schedulers.clear()

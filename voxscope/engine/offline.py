@@ -1,0 +1,178 @@
+"""Whole-file transcription: VAD-cut windows of at most 30 s, decoded in batches.
+
+Audio is consumed as an iterator of chunks, so an hours-long file never sits in memory: only the
+audio of windows not yet decoded is kept. Silence between speech is skipped (never decoded), which
+is where most of the speed-up over plain faster-whisper comes from, together with batching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voxscope.engine.scheduler import InferenceScheduler
+from voxscope.engine.text import SENTENCE_END, finalize_words
+from voxscope.engine.types import DecodeOptions, Priority, Word
+from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
+
+SR = 16000
+
+
+@dataclass
+class Sentence:
+    begin: float  # seconds from the start of the file
+    end: float
+    text: str
+    words: list[Word]
+    language: str
+
+
+@dataclass
+class OfflineOptions:
+    language: str | None = None
+    allowed_languages: tuple[str, ...] | None = None
+    task: str = "transcribe"
+    prompt: str | None = None
+    vad_threshold: float = 0.5
+    min_silence_ms: int = 600  # a pause at least this long separates speech regions
+    speech_pad_ms: int = 200
+    max_window_s: float = 29.0
+    batch: int = 4  # windows in flight at once (lets the scheduler batch them)
+    punctuation: bool = True
+    remove_disfluencies: bool = False
+
+
+@dataclass
+class _Window:
+    start: int
+    end: int
+    audio: np.ndarray
+    future: Future | None = None
+
+
+@dataclass
+class _Segmenter:
+    """Incremental VAD segmentation into windows of speech no longer than max_window_s."""
+
+    vad: SileroVad
+    opts: OfflineOptions
+    frames: int = 0
+    region_start: int | None = None
+    last_voice: int = 0
+    window_start: int | None = None
+    window_end: int = 0
+    closed: list[tuple[int, int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.stream = self.vad.stream()
+
+    def feed(self, pcm: np.ndarray, final: bool = False) -> list[tuple[int, int]]:
+        probs = self.stream.process(pcm)
+        if final:
+            probs = np.concatenate([probs, self.stream.flush()])
+        pad = self.opts.speech_pad_ms * SR // 1000
+        gap = self.opts.min_silence_ms * SR // 1000
+        max_len = int(self.opts.max_window_s * SR)
+        for p in probs:
+            fs = self.frames * FRAME_SAMPLES
+            self.frames += 1
+            fe = fs + FRAME_SAMPLES
+            if p >= self.opts.vad_threshold:
+                if self.region_start is None:
+                    self.region_start = max(fs - pad, self.window_end)
+                self.last_voice = fe
+            elif self.region_start is not None and fe - self.last_voice >= gap:
+                self._add_region(self.region_start, self.last_voice + pad, max_len)
+                self.region_start = None
+            if self.region_start is not None and fe - self.region_start >= max_len:
+                # One long stretch of speech: cut it at the window limit.
+                self._add_region(self.region_start, fe, max_len)
+                self.region_start = fe
+        if final:
+            if self.region_start is not None:
+                self._add_region(self.region_start, self.last_voice + pad, max_len)
+                self.region_start = None
+            if self.window_start is not None:
+                self.closed.append((self.window_start, self.window_end))
+                self.window_start = None
+        out, self.closed = self.closed, []
+        return out
+
+    def _add_region(self, start: int, end: int, max_len: int) -> None:
+        if end <= start:
+            return
+        if self.window_start is not None and end - self.window_start > max_len:
+            self.closed.append((self.window_start, self.window_end))
+            self.window_start = None
+        if self.window_start is None:
+            self.window_start = start
+        self.window_end = end
+
+
+def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceScheduler,
+                      vad: SileroVad, opts: OfflineOptions,
+                      progress: Callable[[float], None] | None = None) -> Iterator[Sentence]:
+    """Yield sentences in order as windows finish. `progress` gets seconds of audio consumed."""
+    seg = _Segmenter(vad, opts)
+    buf = np.zeros(0, dtype=np.float32)
+    buf_start = 0  # absolute sample index of buf[0]
+    inflight: list[_Window] = []
+    decode = DecodeOptions(language=opts.language, allowed_languages=opts.allowed_languages,
+                           task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
+                           prompt=opts.prompt)
+
+    def submit(windows: list[tuple[int, int]]) -> None:
+        for start, end in windows:
+            audio = buf[max(start - buf_start, 0): max(end - buf_start, 0)].copy()
+            w = _Window(start, end, audio)
+            w.future = scheduler.submit(audio, decode, Priority.FINAL)
+            inflight.append(w)
+
+    def drain(keep: int) -> Iterator[Sentence]:
+        while len(inflight) > keep:
+            w = inflight.pop(0)
+            assert w.future is not None
+            tr = w.future.result()
+            if tr is None or tr.empty:
+                continue
+            words = finalize_words([x.shifted(w.start / SR) for x in tr.words], tr.language,
+                                   simplified=True, remove_fillers=opts.remove_disfluencies,
+                                   punctuation=opts.punctuation)
+            yield from _sentences(words, tr.language)
+
+    total = 0
+    for chunk in chunks:
+        buf = np.concatenate([buf, chunk.astype(np.float32, copy=False)])
+        total += chunk.size
+        submit(seg.feed(chunk))
+        # Keep only audio that a future window may still need.
+        keep_from = seg.window_start if seg.window_start is not None else (
+            seg.region_start if seg.region_start is not None else
+            total - opts.speech_pad_ms * SR // 1000 - FRAME_SAMPLES)
+        keep_from = min(max(keep_from, buf_start), total)
+        buf = buf[keep_from - buf_start:]
+        buf_start = keep_from
+        yield from drain(opts.batch)
+        if progress:
+            progress(total / SR)
+    submit(seg.feed(np.zeros(0, dtype=np.float32), final=True))
+    yield from drain(0)
+
+
+def _sentences(words: list[Word], language: str) -> Iterator[Sentence]:
+    group: list[Word] = []
+    for w in words:
+        group.append(w)
+        if w.punctuation and w.punctuation[-1] in SENTENCE_END:
+            yield _sentence(group, language)
+            group = []
+    if group:
+        yield _sentence(group, language)
+
+
+def _sentence(words: list[Word], language: str) -> Sentence:
+    text = " ".join("".join(w.raw for w in words).split())
+    return Sentence(words[0].start, words[-1].end, text, list(words), language)

@@ -1,0 +1,193 @@
+"""One inference scheduler shared by every stream and job.
+
+Sessions never run the model themselves: they submit decode requests here and await a future. A
+worker thread (CTranslate2 releases the GIL, so the event loop keeps serving sockets) forms
+batches across sessions:
+
+- final results first (a user is waiting for them), oldest first;
+- partial previews are coalesced per stream: a newer request for the same stream replaces the
+  queued one, so a slow machine shows fewer previews instead of falling behind;
+- a batch holds requests of one window shape (see WhisperBackend), up to `max_batch`, collected for
+  at most `max_wait_s` after the first one arrives.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voxscope.engine.types import DecodeOptions, Priority, Transcript
+from voxscope.engine.whisper_backend import WhisperBackend
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerClosed(RuntimeError):
+    pass
+
+
+@dataclass(eq=False)  # identity semantics: requests hold arrays
+class _Request:
+    audio: np.ndarray
+    options: DecodeOptions
+    priority: Priority
+    key: object | None
+    future: Future = field(default_factory=Future)
+    submitted: float = field(default_factory=time.monotonic)
+    seq: int = 0
+
+
+@dataclass
+class SchedulerStats:
+    decoded: int = 0
+    batches: int = 0
+    superseded: int = 0
+    busy_seconds: float = 0.0
+    queue_wait_seconds_total: float = 0.0
+    max_queue_wait_seconds: float = 0.0
+    last_batch_size: int = 0
+
+
+class InferenceScheduler:
+    def __init__(self, backend: WhisperBackend, *, max_batch: int = 4,
+                 max_wait_s: float = 0.005) -> None:
+        self.backend = backend
+        self.max_batch = max(1, max_batch)
+        self.max_wait_s = max_wait_s
+        self.stats = SchedulerStats()
+        self._finals: deque[_Request] = deque()
+        self._partials: OrderedDict[object, _Request] = OrderedDict()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._seq = itertools.count()
+        self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
+        self._thread.start()
+
+    # -- API ------------------------------------------------------------------------------------
+    def submit(self, audio: np.ndarray, options: DecodeOptions,
+               priority: Priority = Priority.FINAL, key: object | None = None) -> Future:
+        """Queue a decode; the future resolves to a Transcript, or None if superseded."""
+        req = _Request(audio, options, priority, key, seq=next(self._seq))
+        with self._cond:
+            if self._closed:
+                raise SchedulerClosed("the inference scheduler is shut down")
+            if priority == Priority.PARTIAL and key is not None:
+                old = self._partials.pop(key, None)
+                if old is not None:
+                    self.stats.superseded += 1
+                    old.future.set_result(None)
+                self._partials[key] = req
+            else:
+                self._finals.append(req)
+            self._cond.notify()
+        return req.future
+
+    def drop_partials(self, key: object) -> None:
+        """Forget a stream's queued preview (the stream ended or its sentence closed)."""
+        with self._cond:
+            old = self._partials.pop(key, None)
+        if old is not None:
+            old.future.set_result(None)
+
+    def promote(self, key: object) -> None:
+        """Serve a stream's queued preview with final priority (someone now waits for it)."""
+        with self._cond:
+            req = self._partials.pop(key, None)
+            if req is not None:
+                req.priority = Priority.FINAL
+                self._finals.append(req)
+                self._cond.notify()
+
+    @property
+    def queue_depth(self) -> int:
+        with self._cond:
+            return len(self._finals) + len(self._partials)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            pending = list(self._finals) + list(self._partials.values())
+            self._finals.clear()
+            self._partials.clear()
+            self._cond.notify_all()
+        for req in pending:
+            if not req.future.done():
+                req.future.set_exception(SchedulerClosed("server shutting down"))
+        self._thread.join(timeout=30)
+
+    # -- worker ---------------------------------------------------------------------------------
+    def _take_batch(self) -> list[_Request] | None:
+        with self._cond:
+            while not self._closed and not self._finals and not self._partials:
+                self._cond.wait()
+            if self._closed:
+                return None
+            # Give concurrent sessions a few ms to join the batch.
+            if self.max_batch > 1 and self.max_wait_s > 0:
+                deadline = time.monotonic() + self.max_wait_s
+                while (len(self._finals) + len(self._partials) < self.max_batch
+                       and not self._closed):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            source_finals = bool(self._finals)
+            first = self._finals[0] if source_finals else next(iter(self._partials.values()))
+            shape = (first.options.full_window, first.options.beam_size)
+            batch: list[_Request] = []
+            if source_finals:
+                for req in list(self._finals):
+                    if len(batch) >= self.max_batch:
+                        break
+                    if (req.options.full_window, req.options.beam_size) == shape:
+                        batch.append(req)
+                for req in batch:
+                    self._finals.remove(req)
+            else:
+                for key, req in list(self._partials.items()):
+                    if len(batch) >= self.max_batch:
+                        break
+                    if (req.options.full_window, req.options.beam_size) == shape:
+                        batch.append(req)
+                        del self._partials[key]
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            try:
+                batch = self._take_batch()
+            except Exception:  # never let the one worker die: every session depends on it
+                log.exception("scheduler failed to form a batch")
+                continue
+            if batch is None:
+                return
+            batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if not batch:
+                continue
+            start = time.monotonic()
+            for req in batch:
+                wait = start - req.submitted
+                self.stats.queue_wait_seconds_total += wait
+                self.stats.max_queue_wait_seconds = max(self.stats.max_queue_wait_seconds, wait)
+            try:
+                results: list[Transcript] = self.backend.decode_batch(
+                    [(r.audio, r.options) for r in batch])
+            except Exception as exc:  # a bad request must not kill the worker for everyone
+                log.exception("decode batch failed")
+                for req in batch:
+                    req.future.set_exception(exc)
+                continue
+            finally:
+                self.stats.busy_seconds += time.monotonic() - start
+                self.stats.batches += 1
+                self.stats.last_batch_size = len(batch)
+            self.stats.decoded += len(batch)
+            for req, res in zip(batch, results, strict=True):
+                req.future.set_result(res)

@@ -1,0 +1,94 @@
+"""Text post-processing applied to finished transcripts: script conversion, fillers, punctuation."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+from voxscope.engine.types import Word
+
+SENTENCE_END = ".。!！?？"
+# Punctuation Whisper attaches to words; faster-whisper's own defaults.
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、;；…"
+
+# Filler words removed when disfluency_removal_enabled is set. Only pure hesitation sounds: words
+# such as "like" or 那个 carry meaning too often to be dropped blindly.
+FILLERS = {
+    "en": {"um", "umm", "uh", "uhh", "uh-huh", "er", "erm", "ah", "hmm", "hm", "mm", "mhm"},
+    "zh": {"嗯", "呃", "额", "唔", "嗯嗯", "呃呃"},
+    "ja": {"えー", "えーと", "あのー", "ええと", "えっと", "うーん"},
+}
+CJK_LANGS = {"zh", "ja", "yue", "ko", "th", "lo", "my"}
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    from opencc import OpenCC  # opencc-python-reimplemented: pure Python, dictionaries included
+
+    return OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    return _t2s().convert(text)
+
+
+def is_punctuation(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("P")
+
+
+def split_trailing_punctuation(raw: str) -> tuple[str, str]:
+    """' Americans,' -> ('Americans', ','): DashScope words carry punctuation separately."""
+    text = raw.strip()
+    i = len(text)
+    while i > 0 and is_punctuation(text[i - 1]) and text[i - 1] not in "'-":
+        i -= 1
+    core, punct = text[:i], text[i:]
+    if not core:  # a word made only of punctuation stays as text so nothing is lost
+        return text, ""
+    return core, punct
+
+
+def strip_punctuation(text: str) -> str:
+    return "".join(ch for ch in text if not is_punctuation(ch) or ch in "'-")
+
+
+def join_words(words: list[Word], language: str | None) -> str:
+    text = "".join(w.raw for w in words).strip()
+    return re.sub(r"\s+", " ", text)
+
+
+def finalize_words(words: list[Word], language: str | None, *, simplified: bool,
+                   remove_fillers: bool, punctuation: bool) -> list[Word]:
+    """Apply the per-request text options to aligned words, keeping their times."""
+    out: list[Word] = []
+    fillers = FILLERS.get(language or "", set())
+    for w in words:
+        raw = w.raw
+        if simplified and language in ("zh", "yue"):
+            raw = to_simplified(raw)
+        core, punct = split_trailing_punctuation(raw)
+        if remove_fillers and core.lower().strip(" ,.") in fillers:
+            # Keep sentence-final punctuation of a dropped filler on the previous word.
+            if out and punct and any(c in SENTENCE_END for c in punct):
+                prev = out[-1]
+                out[-1] = Word(prev.start, prev.end, prev.text, prev.punctuation + punct,
+                               prev.raw + punct, prev.probability)
+            continue
+        if not punctuation:
+            core = strip_punctuation(core) or core
+            punct = ""
+            lead = raw[: len(raw) - len(raw.lstrip())]
+            raw = lead + core
+        out.append(Word(w.start, w.end, core, punct, raw, w.probability))
+    return out
+
+
+def ends_sentence(text: str) -> bool:
+    text = text.rstrip()
+    return bool(text) and text[-1] in SENTENCE_END
+
+
+def is_cjk(language: str | None) -> bool:
+    return (language or "") in CJK_LANGS

@@ -1,0 +1,57 @@
+"""Typed values the engine exchanges with the rest of voxscope (no protocol or model types here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+@dataclass(frozen=True)
+class Word:
+    start: float  # seconds, relative to the decoded window's start (engine) or stream (sessions)
+    end: float
+    text: str  # the word without trailing punctuation
+    punctuation: str  # punctuation that follows the word, "" if none
+    raw: str  # the word as the model wrote it, leading space included: joining raws rebuilds text
+    probability: float = 1.0
+
+    def shifted(self, offset: float) -> Word:
+        return Word(self.start + offset, self.end + offset, self.text, self.punctuation, self.raw,
+                    self.probability)
+
+
+@dataclass
+class Transcript:
+    text: str
+    words: list[Word]
+    language: str
+    language_probability: float = 0.0
+    no_speech_prob: float = 0.0
+    avg_logprob: float = 0.0
+    compression_ratio: float = 0.0
+    tokens: list[int] = field(default_factory=list)  # text tokens (no specials) of the result
+    last_time: float = 0.0  # seconds: where the model's last timestamp put the end of its text
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+
+class Priority(IntEnum):
+    FINAL = 0  # sentence results a user waits for: served first
+    PARTIAL = 1  # previews: coalesced per stream, the newest replaces older ones
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one decode should do. Everything a protocol can ask of the model is expressed here."""
+
+    language: str | None = None  # None: detect
+    allowed_languages: tuple[str, ...] | None = None  # restricts detection (profile languages)
+    task: str = "transcribe"  # or "translate" (to English)
+    beam_size: int = 5
+    full_window: bool = True  # pad to Whisper's 30 s window (accurate) vs a short window (fast)
+    word_timestamps: bool = True
+    prefix: str | None = None  # text forced at the start of the output (stable partial prefix)
+    prompt: str | None = None  # context / hotwords fed to the decoder as previous text
+    temperature_fallback: bool = True  # retry with sampling when the output looks degenerate

@@ -1,0 +1,443 @@
+"""DashScope inference WebSocket (`/api-ws/v1/inference`): run-task / continue-task / finish-task.
+
+Wire format: shared/protocol/inference-websocket.md. This module translates frames into calls on
+an audio StreamDecoder and an engine StreamingRecognizer, and recognizer results into
+`result-generated` events. It knows nothing about the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voxscope.audio import SUPPORTED_FORMATS, AudioFormatError, StreamDecoder
+from voxscope.config import Profile
+from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
+from voxscope.protocols import errors
+from voxscope.protocols.errors import ProtocolError
+from voxscope.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+# -- parameters ------------------------------------------------------------------------------
+def _opt_bool(params: dict[str, Any], key: str, default: bool) -> bool:
+    value = params.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise ProtocolError(errors.INVALID_PARAMETER, f"parameter '{key}' must be a boolean")
+    return value
+
+
+def _opt_number(params: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ProtocolError(errors.INVALID_PARAMETER,
+                            f"parameter '{key}' must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+@dataclass
+class TaskRequest:
+    task_id: str
+    profile: Profile
+    fmt: str
+    sample_rate: int
+    heartbeat: bool
+    recognizer: RecognizerConfig
+
+
+def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
+    header = msg.get("header") or {}
+    payload = msg.get("payload")
+    task_id = header.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ProtocolError(errors.INVALID_PARAMETER, "header.task_id must be a non-empty string")
+    if not isinstance(payload, dict):
+        raise ProtocolError(errors.INVALID_PARAMETER, "run-task needs a payload object")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise ProtocolError(errors.INVALID_PARAMETER, "payload.model is required")
+    profile = runtime.settings.profile(model)
+    if profile is None:
+        raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model}")
+    if profile.kind != "recognition":
+        raise ProtocolError(errors.MODEL_NOT_FOUND,
+                            f"model {model} is not served on the recognition protocol")
+    params = payload.get("parameters") or {}
+    if not isinstance(params, dict):
+        raise ProtocolError(errors.INVALID_PARAMETER, "payload.parameters must be an object")
+
+    fmt = params.get("format")
+    if not isinstance(fmt, str) or fmt.lower() not in SUPPORTED_FORMATS:
+        raise ProtocolError(errors.INVALID_PARAMETER,
+                            f"unsupported audio format {fmt!r}; supported: "
+                            f"{', '.join(SUPPORTED_FORMATS)}")
+    rate = params.get("sample_rate")
+    if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:
+        raise ProtocolError(errors.INVALID_PARAMETER, "parameter 'sample_rate' must be a positive integer")
+    if not profile.accepts_rate(rate):
+        raise ProtocolError(
+            errors.INVALID_PARAMETER,
+            f"model {model} does not support sample rate {rate} Hz; it takes "
+            f"{', '.join(str(r) for r in profile.sample_rates)} Hz")
+
+    languages = runtime.engine.languages(profile)
+    hints = params.get("language_hints")
+    language = None
+    if hints is not None:
+        if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
+            raise ProtocolError(errors.INVALID_PARAMETER, "language_hints must be a list of strings")
+        if hints:
+            language = hints[0].lower()
+            if language not in languages:
+                raise ProtocolError(
+                    errors.INVALID_PARAMETER,
+                    f"language {hints[0]!r} is not supported by {model}; supported: "
+                    f"{', '.join(languages)}")
+
+    silence = _opt_number(params, "max_sentence_silence", 200, 6000)
+    noise = _opt_number(params, "speech_noise_threshold", -1.0, 1.0)
+    heartbeat = _opt_bool(params, "heartbeat", False)
+    punctuation = _opt_bool(params, "punctuation_prediction_enabled", True)
+    if profile.punctuation == "always":
+        punctuation = True  # the docs: this model always punctuates; the switch is ignored
+    for key in ("inverse_text_normalization_enabled", "timestamp_alignment_enabled"):
+        _opt_bool(params, key, True)
+
+    # Options the local models cannot honour are refused, not silently dropped.
+    if _opt_bool(params, "diarization_enabled", False):
+        raise ProtocolError(errors.UNSUPPORTED,
+                            "speaker diarization is not supported by realtime models")
+    if _opt_bool(params, "audio_event_detection_enabled", False):
+        raise ProtocolError(errors.UNSUPPORTED, "audio event detection is not supported")
+    if params.get("special_word_filter"):
+        raise ProtocolError(errors.UNSUPPORTED,
+                            "sensitive word filtering is not supported by realtime models")
+    vocabulary_id = params.get("vocabulary_id")
+    if vocabulary_id:
+        if not profile.hotwords:
+            raise ProtocolError(errors.UNSUPPORTED, f"model {model} does not support hotwords")
+        raise ProtocolError(errors.INVALID_PARAMETER, f"vocabulary not found: {vocabulary_id}")
+    resources = payload.get("resources")
+    if resources:
+        raise ProtocolError(errors.UNSUPPORTED,
+                            "asr_phrase resources (phrase_id) are not supported; "
+                            "use vocabulary_id hotwords instead")
+
+    cfg = RecognizerConfig(
+        language=language,
+        allowed_languages=tuple(languages),
+        max_sentence_silence_ms=int(silence) if silence is not None else 1300,
+        semantic_punctuation=_opt_bool(params, "semantic_punctuation_enabled", False),
+        multi_threshold=_opt_bool(params, "multi_threshold_mode_enabled", False),
+        vad_threshold=0.5 + 0.4 * noise if noise is not None else 0.5,
+        remove_disfluencies=_opt_bool(params, "disfluency_removal_enabled", False),
+        punctuation=punctuation,
+        partial_interval_s=runtime.settings.partial_interval_s,
+    )
+    return TaskRequest(task_id, profile, fmt.lower(), rate, heartbeat, cfg)
+
+
+# -- events ------------------------------------------------------------------------------------
+def _event(task_id: str, event: str, payload: dict[str, Any], **header: Any) -> str:
+    return json.dumps({"header": {"task_id": task_id, "event": event, **header, "attributes": {}},
+                       "payload": payload}, ensure_ascii=False)
+
+
+def sentence_json(r: SentenceResult) -> dict[str, Any]:
+    return {
+        "sentence_id": r.sentence_id,
+        "begin_time": r.begin_ms,
+        "end_time": r.end_ms if r.final else None,
+        "text": r.text,
+        "heartbeat": False,
+        "sentence_end": r.final,
+        "words": [{"begin_time": w.begin_ms, "end_time": w.end_ms, "text": w.text,
+                   "punctuation": w.punctuation} for w in r.words],
+    }
+
+
+# -- the connection ------------------------------------------------------------------------------
+class _Task:
+    def __init__(self, req: TaskRequest, decoder: StreamDecoder) -> None:
+        self.req = req
+        self.decoder = decoder
+        self.recognizer: StreamingRecognizer | None = None
+        self.started = time.monotonic()
+        self.last_audio = time.monotonic()
+        self.audio_bytes = 0
+        self.watchdog: asyncio.Task | None = None
+        self.failed = False
+
+
+class InferenceConnection:
+    def __init__(self, ws: WebSocket, runtime: Runtime) -> None:
+        self.ws = ws
+        self.rt = runtime
+        self.task: _Task | None = None
+        self._send_lock = asyncio.Lock()
+        self._closed = False
+
+    async def run(self) -> None:
+        if not self.rt.keys.allows_headers(self.ws.headers):
+            await self.rt.deny(self.ws, 401, errors.INVALID_API_KEY, errors.UNAUTHORIZED_MESSAGE)
+            return
+        await self.ws.accept()
+        self.rt.metrics.connections.inc()
+        try:
+            await self._loop()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.rt.metrics.connections.dec()
+            await self._end_task()
+            self._closed = True
+
+    async def _receive(self) -> dict[str, Any]:
+        timeout = None if self.task else self.rt.settings.socket_idle_timeout_s
+        try:
+            return await asyncio.wait_for(self.ws.receive(), timeout)
+        except TimeoutError:
+            await self._close(1000, "idle connection closed")
+            raise WebSocketDisconnect(1000) from None
+
+    async def _loop(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is not None:
+                await self._on_audio(data)
+            else:
+                await self._on_text(message.get("text") or "")
+            if self._closed:
+                return
+
+    # -- text frames --------------------------------------------------------------------------
+    async def _on_text(self, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            if not isinstance(msg, dict) or not isinstance(msg.get("header"), dict):
+                raise ValueError("not a {header, payload} object")
+        except ValueError as exc:
+            await self._fail_connection(errors.PROTOCOL_ERROR,
+                                        f"malformed message: expected a JSON object with a header "
+                                        f"({exc})")
+            return
+        header = msg["header"]
+        action = header.get("action")
+        task_id = header.get("task_id") if isinstance(header.get("task_id"), str) else ""
+        if action == "run-task":
+            await self._run_task(msg, task_id)
+        elif action == "continue-task":
+            self._continue_task(msg, task_id)
+        elif action == "finish-task":
+            await self._finish_task(task_id)
+        else:
+            await self._fail_connection(errors.PROTOCOL_ERROR,
+                                        f"unknown action {action!r}; expected run-task, "
+                                        "continue-task or finish-task", task_id)
+
+    async def _run_task(self, msg: dict[str, Any], task_id: str) -> None:
+        if self.task is not None:
+            # The running task goes on; only the newcomer is refused.
+            await self._send(_event(task_id, "task-failed", {}, error_code=errors.PROTOCOL_ERROR,
+                                    error_message="a task is already running on this "
+                                                  "connection; send finish-task first"))
+            return
+        try:
+            req = parse_run_task(msg, self.rt)
+        except ProtocolError as exc:
+            await self._fail_connection(exc.code, exc.message, task_id)
+            return
+        if not self.rt.capacity.try_acquire():
+            self.rt.metrics.tasks.labels("refused").inc()
+            await self._fail_connection(
+                errors.THROTTLING,
+                f"server at capacity: {self.rt.capacity.limit} concurrent recognition tasks are "
+                "running; retry later", task_id)
+            return
+        try:
+            decoder = StreamDecoder(req.fmt, req.sample_rate)
+        except AudioFormatError as exc:
+            self.rt.capacity.release()
+            await self._fail_connection(exc.code, exc.message, task_id)
+            return
+        task = _Task(req, decoder)
+        task.recognizer = self.rt.engine.recognizer(req.profile, req.recognizer,
+                                                    self._emitter(task))
+        self.task = task
+        self.rt.metrics.active_tasks.inc()
+        await self._send(_event(req.task_id, "task-started", {}))
+        task.watchdog = asyncio.create_task(self._watch(task))
+
+    def _continue_task(self, msg: dict[str, Any], task_id: str) -> None:
+        # Context updates (update_context): system text becomes decoder context for what follows.
+        task = self.task
+        if task is None or task.recognizer is None:
+            return
+        payload = msg.get("payload") or {}
+        inp = payload.get("input") if isinstance(payload, dict) else None
+        texts: list[str] = []
+        if isinstance(inp, dict):
+            for m in inp.get("messages") or []:
+                if isinstance(m, dict) and isinstance(m.get("content"), str):
+                    texts.append(m["content"])
+        if texts:
+            task.recognizer.config.prompt = " ".join(texts)[-2000:]
+
+    async def _finish_task(self, task_id: str) -> None:
+        task = self.task
+        if task is None:
+            return  # after the task ended (e.g. one-sentence mode): nothing left to do
+        try:
+            assert task.recognizer is not None
+            tail = task.decoder.flush()
+            task.recognizer.feed(tail)
+            await task.recognizer.finish()
+        except AudioFormatError as exc:
+            await self._fail_task(exc.code, exc.message)
+            return
+        except Exception as exc:  # engine trouble: tell the client, keep the server up
+            log.exception("finishing task %s failed", task.req.task_id)
+            await self._fail_task(errors.INTERNAL_ERROR, f"recognition failed: {exc}")
+            return
+        usage = {"duration": int(math.ceil(task.recognizer.audio_seconds))}
+        await self._send(_event(task.req.task_id, "task-finished", {"output": {}, "usage": usage}))
+        self.rt.metrics.tasks.labels("finished").inc()
+        await self._end_task()
+
+    # -- binary frames ------------------------------------------------------------------------
+    async def _on_audio(self, data: bytes) -> None:
+        task = self.task
+        if task is None:
+            await self._fail_connection(errors.PROTOCOL_ERROR,
+                                        "audio received before run-task (or after the task "
+                                        "ended); send run-task first")
+            return
+        if len(data) > self.rt.settings.max_frame_bytes:
+            await self._fail_task(errors.INVALID_PARAMETER,
+                                  f"audio frame of {len(data)} bytes exceeds the limit of "
+                                  f"{self.rt.settings.max_frame_bytes} bytes")
+            return
+        task.last_audio = time.monotonic()
+        task.audio_bytes += len(data)
+        try:
+            pcm = task.decoder.feed(data)
+        except AudioFormatError as exc:
+            await self._fail_task(exc.code, exc.message)
+            return
+        assert task.recognizer is not None
+        task.recognizer.feed(pcm)
+        self.rt.metrics.audio_seconds.inc(pcm.size / 16000)
+        if task.recognizer.audio_seconds > self.rt.settings.max_task_audio_s:
+            await self._fail_task(errors.INVALID_PARAMETER,
+                                  f"task exceeds the maximum of "
+                                  f"{self.rt.settings.max_task_audio_s:.0f} s of audio")
+
+    # -- results ----------------------------------------------------------------------------------
+    def _emitter(self, task: _Task):
+        async def emit(result: SentenceResult) -> None:
+            if self.task is not task or task.failed:
+                return
+            usage = ({"duration": int(math.ceil((result.end_ms or 0) / 1000))}
+                     if result.final else None)
+            payload = {"output": {"sentence": sentence_json(result)}, "usage": usage}
+            await self._send(_event(task.req.task_id, "result-generated", payload))
+            self.rt.metrics.results.labels("final" if result.final else "partial").inc()
+        return emit
+
+    async def _watch(self, task: _Task) -> None:
+        """The idle rule (no speech for idle_timeout_s without heartbeat) and keep-alive results."""
+        settings = self.rt.settings
+        last_beat = time.monotonic()
+        try:
+            while self.task is task:
+                await asyncio.sleep(min(1.0, settings.idle_timeout_s / 4))
+                rec = task.recognizer
+                if rec is None:
+                    return
+                now = time.monotonic()
+                if task.req.heartbeat:
+                    if now - task.last_audio > settings.idle_timeout_s:
+                        await self._fail_task(errors.IDLE_TIMEOUT,
+                                              f"no audio received for {settings.idle_timeout_s:.0f} s")
+                        return
+                    silent_for = now - max(rec.last_voice_monotonic, task.started)
+                    if silent_for >= settings.heartbeat_interval_s and \
+                            now - last_beat >= settings.heartbeat_interval_s:
+                        last_beat = now
+                        await self._send_heartbeat(task)
+                else:
+                    idle = now - max(rec.last_voice_monotonic, task.started)
+                    if idle > settings.idle_timeout_s:
+                        await self._fail_task(
+                            errors.IDLE_TIMEOUT,
+                            f"no speech for {settings.idle_timeout_s:.0f} s; set heartbeat=true "
+                            "to keep a silent connection open")
+                        return
+        except asyncio.CancelledError:
+            pass
+
+    async def _send_heartbeat(self, task: _Task) -> None:
+        assert task.recognizer is not None
+        now_ms = int(task.recognizer.audio_seconds * 1000)
+        sentence = {"begin_time": now_ms, "end_time": None, "text": "", "heartbeat": True,
+                    "sentence_end": False, "words": []}
+        await self._send(_event(task.req.task_id, "result-generated",
+                                {"output": {"sentence": sentence}, "usage": None}))
+
+    # -- endings ------------------------------------------------------------------------------------
+    async def _send(self, text: str) -> None:
+        if self._closed or self.ws.application_state != WebSocketState.CONNECTED:
+            return
+        async with self._send_lock:
+            with contextlib.suppress(Exception):
+                await self.ws.send_text(text)
+
+    async def _fail_task(self, code: str, message: str) -> None:
+        task = self.task
+        if task is None or task.failed:
+            return
+        task.failed = True
+        self.rt.metrics.tasks.labels("failed").inc()
+        await self._fail_connection(code, message, task.req.task_id)
+
+    async def _fail_connection(self, code: str, message: str, task_id: str = "") -> None:
+        """task-failed, then close: a failed connection is not reused (DashScope behaviour)."""
+        log.info("task %s failed: %s: %s", task_id or "-", code, message)
+        await self._send(_event(task_id, "task-failed", {}, error_code=code, error_message=message))
+        await self._end_task()
+        await self._close(1000, code)
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self.ws.close(code, reason[:120])
+
+    async def _end_task(self) -> None:
+        task, self.task = self.task, None
+        if task is None:
+            return
+        if task.watchdog is not None and task.watchdog is not asyncio.current_task():
+            task.watchdog.cancel()
+        if task.recognizer is not None:
+            task.recognizer.close()
+        task.decoder.close()
+        self.rt.capacity.release()
+        self.rt.metrics.active_tasks.dec()

@@ -1,0 +1,69 @@
+"""The ASGI application: routes of every protocol on one FastAPI app."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from voxscope import __version__
+from voxscope.config import Settings
+from voxscope.protocols.inference_ws import InferenceConnection
+from voxscope.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or Runtime.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Load every model before accepting traffic: the first user should not wait for it.
+        rt.engine.preload()
+        yield
+        rt.engine.close()
+
+    app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
+    app.state.runtime = rt
+
+    @app.websocket("/api-ws/v1/inference")
+    @app.websocket("/api-ws/v1/inference/")
+    async def inference(ws: WebSocket) -> None:
+        await InferenceConnection(ws, rt).run()
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "auth": "api-key" if rt.keys.enabled else "open (no keys configured)",
+            "active_tasks": rt.capacity.active,
+            "max_sessions": rt.capacity.limit,
+            "threads": threading.active_count(),
+            "models": {name: {"path": str(s.backend.model_path), "queue": s.queue_depth,
+                              "decoded": s.stats.decoded, "batches": s.stats.batches}
+                       for name, s in rt.engine.schedulers.items()},
+        }
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        m = rt.metrics
+        scheds = rt.engine.schedulers.values()
+        m.queue_depth.set(sum(s.queue_depth for s in scheds))
+        m.busy_seconds.set(sum(s.stats.busy_seconds for s in scheds))
+        m.queue_wait.set(max((s.stats.max_queue_wait_seconds for s in scheds), default=0.0))
+        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(Exception)
+    async def unhandled(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse(status_code=500, content={"request_id": "", "code": "InternalError",
+                                                      "message": str(exc) or "internal error"})
+
+    return app

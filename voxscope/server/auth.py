@@ -1,0 +1,43 @@
+"""API keys: who may use the server."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+
+
+def bearer_key(headers: Mapping[str, str]) -> str | None:
+    """The key from `Authorization: Bearer <key>` (scheme matched case-insensitively)."""
+    value = headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, key = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+class KeyChecker:
+    """With no keys configured every key is accepted (local development mode)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [k.encode() for k in keys if k]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._keys)
+
+    def allows(self, key: str | None) -> bool:
+        if not self._keys:
+            return True
+        if not key:
+            return False
+        candidate = key.encode()
+        # compare against every key so timing does not reveal which prefix matched
+        ok = False
+        for k in self._keys:
+            ok |= hmac.compare_digest(k, candidate)
+        return ok
+
+    def allows_headers(self, headers: Mapping[str, str]) -> bool:
+        return self.allows(bearer_key(headers))

@@ -1,0 +1,36 @@
+"""What every protocol adapter of a running server shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.websockets import WebSocket
+
+from voxscope.config import Settings
+from voxscope.engine.hub import Engine
+from voxscope.protocols.errors import error_response
+from voxscope.server.auth import KeyChecker
+from voxscope.server.capacity import Capacity
+from voxscope.server.metrics import Metrics
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    keys: KeyChecker
+    capacity: Capacity
+    metrics: Metrics
+
+    @classmethod
+    def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+        return cls(settings=settings, engine=engine or Engine(settings),
+                   keys=KeyChecker(settings.api_keys), capacity=Capacity(settings.max_sessions),
+                   metrics=Metrics())
+
+    async def deny(self, ws: WebSocket, status: int, code: str, message: str) -> None:
+        """Refuse a WebSocket upgrade with an HTTP status and DashScope's JSON error body."""
+        try:
+            await ws.send_denial_response(error_response(status, code, message))
+        except RuntimeError:  # server without the denial extension: a plain refusal (403)
+            await ws.close(code=1008, reason=code)
