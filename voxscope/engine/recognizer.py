@@ -35,6 +35,7 @@ from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 log = logging.getLogger(__name__)
 
 SR = 16000
+PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Whisper hears silence
 
 
 @dataclass
@@ -51,6 +52,7 @@ class RecognizerConfig:
     prompt: str | None = None
     partials: bool = True
     partial_interval_s: float = 0.6
+    min_partial_speech_ms: int = 400
     max_sentence_s: float = 29.5
     preroll_ms: int = 300
     min_speech_ms: int = 96
@@ -321,6 +323,8 @@ class StreamingRecognizer:
             return
         if s.speech_end <= s.last_partial_end:
             return  # nothing new was said
+        if s.speech_end - s.start < self._ms(cfg.preroll_ms + cfg.min_partial_speech_ms):
+            return  # a fraction of a word: Whisper tends to invent text ("you") for it
         s.last_partial_end = now
         s.partial_seq += 1
         opts = DecodeOptions(language=s.language or cfg.language,
@@ -337,7 +341,7 @@ class StreamingRecognizer:
     async def _deliver_partial(self, s: _Sentence, seq: int, audio_end: int,
                                fut: asyncio.Future) -> None:
         tr: Transcript | None = await fut
-        if tr is None or tr.empty or self._closed:
+        if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH:
             return
         if s.latest_partial is None or seq > s.latest_partial[0]:
             s.latest_partial = (seq, tr, audio_end)

@@ -305,7 +305,7 @@ class InferenceConnection:
             return  # after the task ended (e.g. one-sentence mode): nothing left to do
         try:
             assert task.recognizer is not None
-            tail = task.decoder.flush()
+            tail = await self._decode(task, task.decoder.flush)
             task.recognizer.feed(tail)
             await task.recognizer.finish()
         except AudioFormatError as exc:
@@ -336,7 +336,7 @@ class InferenceConnection:
         task.last_audio = time.monotonic()
         task.audio_bytes += len(data)
         try:
-            pcm = task.decoder.feed(data)
+            pcm = await self._decode(task, task.decoder.feed, data)
         except AudioFormatError as exc:
             await self._fail_task(exc.code, exc.message)
             return
@@ -347,6 +347,14 @@ class InferenceConnection:
             await self._fail_task(errors.INVALID_PARAMETER,
                                   f"task exceeds the maximum of "
                                   f"{self.rt.settings.max_task_audio_s:.0f} s of audio")
+
+    @staticmethod
+    async def _decode(task: _Task, fn, *args):
+        # Compressed formats are decoded by FFmpeg on the decoder's thread and feed() waits for
+        # it: keep that wait off the event loop. Raw PCM/WAV is plain numpy, cheaper inline.
+        if task.req.fmt in ("pcm", "wav"):
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     # -- results ----------------------------------------------------------------------------------
     def _emitter(self, task: _Task):

@@ -1,0 +1,184 @@
+"""Test support: real `voxscope serve` subprocesses, real clips, scoring.
+
+Every protocol test talks to a real server process over real sockets with the official SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+import yaml
+
+AUDIO_DIR = Path(os.environ.get("VOXSCOPE_TEST_AUDIO", Path(__file__).resolve().parents[2] /
+                                "shared" / "audio"))
+if not AUDIO_DIR.is_dir():  # a checkout next to shared/ (CI) or the session layout
+    AUDIO_DIR = Path("/work/shared/audio")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A `voxscope serve` child process with its own data dir, config file and log."""
+
+    config: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voxscope-test-")))
+    proc: subprocess.Popen | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_inference(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api-ws/v1/inference"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "server.log"
+
+    def start(self, timeout: float = 120.0) -> ServerProcess:
+        cfg_path = self.workdir / "config.yaml"
+        cfg_path.write_text(yaml.safe_dump(self.config))
+        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
+        cmd = [sys.executable, "-m", "voxscope.cli", "serve", "--port", str(self.port),
+               "--data-dir", str(self.workdir / "data"), "--config", str(cfg_path),
+               "--log-level", "warning", *self.args]
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.http + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    def health(self) -> dict:
+        return httpx.get(self.http + "/health", timeout=5).json()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self._log.close()
+
+
+# -- audio -------------------------------------------------------------------------------------
+@cache
+def manifest() -> list[dict]:
+    return [json.loads(line) for line in (AUDIO_DIR / "manifest.jsonl").read_text().splitlines()
+            if line.strip()]
+
+
+def clip(clip_id: str) -> dict:
+    for c in manifest():
+        if c["id"] == clip_id:
+            return {**c, "file": AUDIO_DIR / c["path"]}
+    raise KeyError(clip_id)
+
+
+@lru_cache(maxsize=64)
+def pcm16(path: str | Path, rate: int = 16000) -> bytes:
+    """Any file -> raw s16le mono at `rate`, decoded and resampled by PyAV (FFmpeg)."""
+    out = []
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            for f in resampler.resample(frame):
+                out.append(f.to_ndarray().reshape(-1))
+    for f in resampler.resample(None):
+        out.append(f.to_ndarray().reshape(-1))
+    return np.concatenate(out).astype("<i2").tobytes()
+
+
+def silence_pcm(seconds: float, rate: int = 16000) -> bytes:
+    return bytes(int(seconds * rate) * 2)
+
+
+def wav_bytes(pcm: bytes, rate: int = 16000, channels: int = 1) -> bytes:
+    import struct
+    header = b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVE"
+    header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * 2 * channels,
+                                    2 * channels, 16)
+    header += b"data" + struct.pack("<I", len(pcm))
+    return header + pcm
+
+
+# -- scoring -----------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _t2s():
+    from opencc import OpenCC
+    return OpenCC("t2s")
+
+
+_NUMBERS = {"25": "twenty five", "30": "thirty"}
+
+
+def norm_words(text: str) -> list[str]:
+    """Lower-case, drop punctuation, spell the few digits the references spell out."""
+    text = text.lower()
+    text = re.sub(r"[^\w\s']", " ", text)
+    words = []
+    for w in text.split():
+        words.extend(_NUMBERS.get(w, w).split())
+    return words
+
+
+def norm_chars(text: str) -> str:
+    """Simplified characters, no spaces or punctuation (CER scoring for zh/ja)."""
+    return "".join(ch for ch in _t2s().convert(text) if ch.isalnum())
+
+
+def error_rate(lang: str, reference: str, hypothesis: str) -> float:
+    import jiwer
+    if lang in ("zh", "ja"):
+        ref, hyp = norm_chars(reference), norm_chars(hypothesis)
+        return jiwer.cer(ref, hyp) if ref else float(bool(hyp))
+    ref_w, hyp_w = norm_words(reference), norm_words(hypothesis)
+    return jiwer.wer(" ".join(ref_w), " ".join(hyp_w)) if hyp_w else 1.0
