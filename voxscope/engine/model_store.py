@@ -27,7 +27,8 @@ WHISPER_BASE_SHA256 = {
 WHISPER_TINY_EN_SHA256 = {
     "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
 }
-SILERO_VAD_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
+# Silero VAD v6 ONNX bundled in faster-whisper 1.2.1 (faster_whisper/assets/silero_vad_v6.onnx).
+SILERO_VAD_SHA256 = "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2"
 
 
 class ModelError(RuntimeError):
@@ -96,19 +97,16 @@ class ModelStore:
         return ModelStatus(name_or_path, path, True, "ready")
 
     def silero_vad_path(self) -> Path:
-        pkg = _package_dir("silero_vad")
-        candidates = []
-        if pkg is not None:
-            candidates.append(pkg / "data" / "silero_vad.onnx")
-        for cand in candidates:
-            if cand.is_file():
-                if sha256_file(cand) != SILERO_VAD_SHA256:
-                    raise ModelError(f"{cand} does not match the pinned Silero VAD checksum")
-                return cand
-        raise ModelError(
-            "Silero VAD model not found: install the 'silero-vad' package "
-            "(pip install --no-deps silero-vad; only its ONNX file is used)"
-        )
+        """Silero VAD v6 ONNX as shipped inside faster-whisper (see engine/vad.py for why)."""
+        pkg = _package_dir("faster_whisper")
+        path = pkg / "assets" / "silero_vad_v6.onnx" if pkg else None
+        if path is None or not path.is_file():
+            raise ModelError("Silero VAD model not found: faster-whisper's assets/silero_vad_v6.onnx "
+                             "is missing; reinstall faster-whisper==1.2.1")
+        if sha256_file(path) != SILERO_VAD_SHA256:
+            raise ModelError(f"{path} does not match the pinned Silero VAD v6 SHA-256; reinstall "
+                             "faster-whisper==1.2.1")
+        return path
 
     # -- bundled models ---------------------------------------------------------------------
     def _whisper_base(self) -> Path:
