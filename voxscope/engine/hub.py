@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 
+import numpy as np
+
 from voxscope.config import LocalModel, Profile, Settings
 from voxscope.engine.model_store import ModelStore
-from voxscope.engine.recognizer import Emit, RecognizerConfig, StreamingRecognizer
+from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
+from voxscope.engine.recognizer import Boundary, Emit, RecognizerConfig, StreamingRecognizer
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.vad import SileroVad
 from voxscope.engine.whisper_backend import WhisperBackend
@@ -45,9 +48,13 @@ class Engine:
         for prof in self.settings.profiles.values():
             self.scheduler(prof.model)
 
-    def recognizer(self, profile: Profile, config: RecognizerConfig,
-                   emit: Emit) -> StreamingRecognizer:
-        return StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit)
+    def recognizer(self, profile: Profile, config: RecognizerConfig, emit: Emit,
+                   boundary: Boundary | None = None) -> StreamingRecognizer:
+        return StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit, boundary)
+
+    def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions) -> list[Sentence]:
+        """Blocking whole-buffer transcription (call from a worker thread)."""
+        return list(transcribe_chunks([audio], self.scheduler(profile.model), self.vad, opts))
 
     def languages(self, profile: Profile) -> list[str]:
         backend = self.scheduler(profile.model).backend

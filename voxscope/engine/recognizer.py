@@ -61,6 +61,7 @@ class RecognizerConfig:
     tail_ms: int = 200
     final_beam: int = 5
     max_sentences: int | None = None  # one-sentence mode: stop after this many finals
+    report_empty_finals: bool = False  # emit a final with empty text when a segment held no words
 
 
 @dataclass
@@ -82,9 +83,13 @@ class SentenceResult:
     final: bool
     language: str | None
     stable_chars: int = 0  # leading characters of `text` that no longer change (partials)
+    segment: int = 0  # the VAD segment this result belongs to (see Boundary)
 
 
 Emit = Callable[[SentenceResult], Awaitable[None]]
+# Called synchronously when a VAD segment opens ("start", segment, begin_ms) or closes
+# ("end", segment, end_ms): lets protocols report speech start/stop in order with results.
+Boundary = Callable[[str, int, int], None]
 
 
 class _AudioBuffer:
@@ -126,6 +131,7 @@ class _AudioBuffer:
 class _Sentence:
     start: int
     speech_end: int
+    index: int = 0
     voiced: bool = True
     end: int | None = None
     sid: int | None = None
@@ -152,11 +158,13 @@ class RecognizerStats:
 
 class StreamingRecognizer:
     def __init__(self, scheduler: InferenceScheduler, vad: SileroVad, config: RecognizerConfig,
-                 emit: Emit) -> None:
+                 emit: Emit, boundary: Boundary | None = None) -> None:
         self._sched = scheduler
         self._vad = vad.stream()
         self.config = config
         self._emit = emit
+        self._boundary = boundary
+        self._segments = 0
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
         self._run_start: int | None = None
@@ -253,9 +261,12 @@ class StreamingRecognizer:
                 if fe - self._run_start >= self._ms(cfg.min_speech_ms) and not self.done:
                     start = max(self._run_start - self._ms(cfg.preroll_ms), self._last_closed_end,
                                 self._buf.start)
+                    self._segments += 1
                     self._open = _Sentence(start=start, speech_end=fe, last_partial_end=start,
-                                           language=self._stream_language)
+                                           language=self._stream_language, index=self._segments)
                     self._run_start = None
+                    if self._boundary is not None:
+                        self._boundary("start", self._segments, int(start * 1000 / SR))
             else:
                 self._run_start = None
             return
@@ -372,7 +383,7 @@ class StreamingRecognizer:
             sentence_id=s.sid, begin_ms=int(s.start * 1000 / SR), end_ms=None,
             current_ms=int(audio_end * 1000 / SR), text=_text_of(words),
             words=[_result_word(w) for w in words], final=False, language=tr.language,
-            stable_chars=stable)
+            stable_chars=stable, segment=s.index)
         self.stats.partials_emitted += 1
         await self._emit(result)
 
@@ -381,6 +392,8 @@ class StreamingRecognizer:
             self._open = None
         s.end = end
         self._last_closed_end = end
+        if self._boundary is not None:
+            self._boundary("end", s.index, int(end * 1000 / SR))
         key = (id(self), s.start)
         if s.emitted_partial_seq or s.partial_future is None:
             self._sched.drop_partials(key)
@@ -419,7 +432,10 @@ class StreamingRecognizer:
             self.error = exc
             log.warning("final decode failed: %s", exc)
             return
-        if tr is None or tr.empty or self._closed:
+        if self._closed:
+            return
+        if tr is None or tr.empty:
+            await self._emit_empty(s, tr)
             return
         if tr.language_probability >= 0.5 and self.config.language is None:
             self._stream_language = tr.language
@@ -428,6 +444,7 @@ class StreamingRecognizer:
                                simplified=True, remove_fillers=self.config.remove_disfluencies,
                                punctuation=self.config.punctuation)
         if not words:
+            await self._emit_empty(s, tr)
             return
         groups = _split_sentences(words) if self.config.semantic_punctuation else [words]
         for group in groups:
@@ -442,13 +459,23 @@ class StreamingRecognizer:
             result = SentenceResult(
                 sentence_id=sid, begin_ms=begin, end_ms=end, current_ms=int(s.end * 1000 / SR),
                 text=_text_of(group), words=[_result_word(w) for w in group],
-                final=True, language=tr.language, stable_chars=0)
+                final=True, language=tr.language, stable_chars=0, segment=s.index)
             self.stats.finals_emitted += 1
             self._finals_done += 1
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True
                 self._open = None
             await self._emit(result)
+
+    async def _emit_empty(self, s: _Sentence, tr: Transcript | None) -> None:
+        """A segment VAD heard but that held no words (noise, a cough): only if asked for."""
+        if not self.config.report_empty_finals:
+            return
+        end = s.end if s.end is not None else s.start
+        await self._emit(SentenceResult(
+            sentence_id=s.sid or 0, begin_ms=int(s.start * 1000 / SR), end_ms=int(end * 1000 / SR),
+            current_ms=int(end * 1000 / SR), text="", words=[], final=True,
+            language=tr.language if tr else None, segment=s.index))
 
     # -- helpers --------------------------------------------------------------------------------
     def _take_id(self) -> int:

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from voxscope import __version__
 from voxscope.config import Settings
 from voxscope.protocols.inference_ws import InferenceConnection
+from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.websocket("/api-ws/v1/inference/")
     async def inference(ws: WebSocket) -> None:
         await InferenceConnection(ws, rt).run()
+
+    @app.websocket("/api-ws/v1/realtime")
+    @app.websocket("/api-ws/v1/realtime/")
+    async def realtime(ws: WebSocket) -> None:
+        await RealtimeConnection(ws, rt).run()
 
     @app.get("/health")
     async def health() -> dict:

@@ -1,0 +1,524 @@
+"""Qwen realtime recognition (`/api-ws/v1/realtime?model=...`): the OpenAI-Realtime-style events.
+
+Wire format: shared/protocol/realtime-websocket.md. One socket is one session. Client events are
+JSON text frames with a `type`; audio arrives base64-encoded in `input_audio_buffer.append`.
+
+- Server VAD mode (default): the engine's StreamingRecognizer segments speech; each VAD segment is
+  one conversation item: speech_started -> transcription.text (text = locked prefix, stash =
+  provisional tail) -> speech_stopped -> committed -> item.created -> transcription.completed.
+- Manual mode (`turn_detection: null`): audio accumulates until `input_audio_buffer.commit`
+  (at most `MANUAL_MAX_S` seconds, the seed's recommendation, else an error event); the item is
+  then transcribed whole.
+
+All outbound events go through one queue, so they leave in the order the engine produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voxscope.audio import AudioFormatError, StreamDecoder
+from voxscope.config import Profile
+from voxscope.engine.offline import OfflineOptions
+from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
+from voxscope.engine.text import is_cjk
+from voxscope.protocols import errors
+from voxscope.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SR = 16000
+MANUAL_MAX_S = 60.0
+FORMATS = {"pcm": "pcm", "pcm16": "pcm", "opus": "opus"}
+RATES = (8000, 16000)
+UNSUPPORTED_EVENTS = {"response.create", "response.cancel", "conversation.item.create",
+                      "input_image_buffer.append", "conversation.item.truncate",
+                      "conversation.item.delete"}
+
+
+def _eid() -> str:
+    return "event_" + uuid.uuid4().hex
+
+
+class ClientError(Exception):
+    """An `invalid_request_error`: reported as an error event, the session stays usable."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.param = code, message, param
+
+
+@dataclass
+class SessionConfig:
+    fmt: str = "pcm"
+    sample_rate: int = 16000
+    language: str | None = None
+    corpus: str | None = None
+    vad: bool = True
+    threshold: float = 0.0
+    silence_ms: int = 800
+    prefix_padding_ms: int = 300
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self, session_id: str, model: str) -> dict[str, Any]:
+        transcription: dict[str, Any] = {}
+        if self.language:
+            transcription["language"] = self.language
+        if self.corpus:
+            transcription["corpus"] = {"text": self.corpus}
+        return {
+            "id": session_id, "object": "realtime.session", "model": model,
+            "modalities": ["text"], "input_audio_format": self.fmt, "sample_rate": self.sample_rate,
+            "input_audio_transcription": transcription or None,
+            "turn_detection": ({"type": "server_vad", "threshold": self.threshold,
+                                "prefix_padding_ms": self.prefix_padding_ms,
+                                "silence_duration_ms": self.silence_ms} if self.vad else None),
+        }
+
+
+def apply_session_update(cfg: SessionConfig, session: Any, profile: Profile,
+                         languages: list[str]) -> SessionConfig:
+    """The new configuration, or ClientError; `cfg` itself is not modified."""
+    if not isinstance(session, dict):
+        raise ClientError("missing_required_parameter", "session.update needs a 'session' object",
+                          "session")
+    new = SessionConfig(**{**cfg.__dict__, "extra": dict(cfg.extra)})
+    fmt = session.get("input_audio_format")
+    rate = session.get("sample_rate")
+    audio = session.get("audio")
+    if isinstance(audio, dict):  # new-style config takes precedence
+        f = ((audio.get("input") or {}).get("format") or {})
+        if isinstance(f, dict):
+            fmt = f.get("type", fmt)
+            rate = f.get("sample_rate", rate)
+    if fmt is not None:
+        if not isinstance(fmt, str) or fmt.lower() not in FORMATS:
+            raise ClientError("invalid_value", f"Invalid input_audio_format {fmt!r}; supported: "
+                              "pcm (pcm16), opus", "session.input_audio_format")
+        new.fmt = fmt.lower()
+    if rate is not None:
+        if isinstance(rate, bool) or not isinstance(rate, int) or rate not in RATES:
+            raise ClientError("invalid_value", f"Invalid sample_rate {rate!r}; supported: 8000, 16000",
+                              "session.sample_rate")
+        if not profile.accepts_rate(rate):
+            raise ClientError("invalid_value", f"model does not take {rate} Hz", "session.sample_rate")
+        new.sample_rate = rate
+    if "input_audio_transcription" in session:
+        tr = session["input_audio_transcription"]
+        if tr is not None and not isinstance(tr, dict):
+            raise ClientError("invalid_type", "input_audio_transcription must be an object or null",
+                              "session.input_audio_transcription")
+        tr = tr or {}
+        lang = tr.get("language")
+        if lang is not None:
+            if not isinstance(lang, str) or lang.lower() not in languages:
+                raise ClientError("invalid_value", f"Unsupported language {lang!r}; supported: "
+                                  f"{', '.join(languages)}", "session.input_audio_transcription.language")
+            new.language = lang.lower()
+        corpus = tr.get("corpus")
+        if isinstance(corpus, dict) and corpus.get("text") is not None:
+            if not isinstance(corpus["text"], str):
+                raise ClientError("invalid_type", "corpus.text must be a string",
+                                  "session.input_audio_transcription.corpus.text")
+            new.corpus = corpus["text"][:10000] or None
+    if "turn_detection" in session:
+        td = session["turn_detection"]
+        if td is None:
+            new.vad = False
+        elif isinstance(td, dict):
+            if td.get("type", "server_vad") != "server_vad":
+                raise ClientError("invalid_value", f"Unsupported turn_detection.type {td.get('type')!r}; "
+                                  "supported: server_vad", "session.turn_detection.type")
+            new.vad = True
+            thr = td.get("threshold", new.threshold)
+            sil = td.get("silence_duration_ms", new.silence_ms)
+            pad = td.get("prefix_padding_ms", new.prefix_padding_ms)
+            if isinstance(thr, bool) or not isinstance(thr, int | float) or not -1 <= thr <= 1:
+                raise ClientError("invalid_value", "turn_detection.threshold must be in [-1, 1]",
+                                  "session.turn_detection.threshold")
+            if isinstance(sil, bool) or not isinstance(sil, int) or not 200 <= sil <= 6000:
+                raise ClientError("invalid_value", "turn_detection.silence_duration_ms must be an "
+                                  "integer in [200, 6000]", "session.turn_detection.silence_duration_ms")
+            if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad <= 3000:
+                raise ClientError("invalid_value", "turn_detection.prefix_padding_ms must be an "
+                                  "integer in [0, 3000]", "session.turn_detection.prefix_padding_ms")
+            new.threshold, new.silence_ms, new.prefix_padding_ms = float(thr), sil, pad
+        else:
+            raise ClientError("invalid_type", "turn_detection must be an object or null",
+                              "session.turn_detection")
+    return new
+
+
+class RealtimeConnection:
+    def __init__(self, ws: WebSocket, runtime: Runtime) -> None:
+        self.ws = ws
+        self.rt = runtime
+        self.session_id = "sess_" + uuid.uuid4().hex[:24]
+        self.model = ws.query_params.get("model") or ""
+        self.profile: Profile | None = None
+        self.cfg = SessionConfig()
+        self.languages: list[str] = []
+        self._out: asyncio.Queue[dict | None] = asyncio.Queue()
+        self._sender: asyncio.Task | None = None
+        self._decoder: StreamDecoder | None = None
+        self._decoder_key: tuple[str, int] | None = None
+        self._recognizer: StreamingRecognizer | None = None
+        self._manual: list[np.ndarray] = []
+        self._manual_samples = 0
+        self._audio_ms = 0  # session audio received, 16 kHz samples -> ms
+        self._items: dict[int, str] = {}  # VAD segment -> item id
+        self._last_item: str | None = None
+        self._transcript: list[str] = []
+        self._finishing = False
+        self._capacity_held = False
+        self._pending: set[asyncio.Task] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        if not self.rt.keys.allows_headers(self.ws.headers):
+            await self.rt.deny(self.ws, 401, errors.INVALID_API_KEY, errors.UNAUTHORIZED_MESSAGE)
+            return
+        await self.ws.accept()
+        self.rt.metrics.connections.inc()
+        self._sender = asyncio.create_task(self._send_loop())
+        try:
+            if await self._open():
+                await self._loop()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.rt.metrics.connections.dec()
+            self._release()
+            await self._out.put(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._sender, 5)
+
+    async def _open(self) -> bool:
+        profile = self.rt.settings.profile(self.model)
+        if profile is None or profile.kind != "realtime":
+            await self._fatal("model_not_found" if profile is None else "invalid_model",
+                              f"Model not found: {self.model!r}" if profile is None else
+                              f"model {self.model} is not served on the realtime protocol")
+            return False
+        if not self.rt.capacity.try_acquire():
+            await self._fatal(errors.THROTTLING, "server at capacity: "
+                              f"{self.rt.capacity.limit} concurrent sessions are running; retry later")
+            return False
+        self._capacity_held = True
+        self.rt.metrics.active_tasks.inc()
+        self.profile = profile
+        self.languages = self.rt.engine.languages(profile)
+        self.cfg.sample_rate = 16000 if profile.accepts_rate(16000) else RATES[0]
+        self.cfg.fmt = "pcm16"
+        self._emit({"type": "session.created",
+                    "session": self.cfg.describe(self.session_id, self.model)})
+        return True
+
+    def _release(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        if self._recognizer is not None:
+            self._recognizer.close()
+            self._recognizer = None
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
+        if self._capacity_held:
+            self._capacity_held = False
+            self.rt.capacity.release()
+            self.rt.metrics.active_tasks.dec()
+
+    async def _loop(self) -> None:
+        idle = self.rt.settings.idle_timeout_s
+        while True:
+            try:
+                msg = await asyncio.wait_for(self.ws.receive(), idle)
+            except TimeoutError:
+                await self._fatal("session_timeout", f"no client event for {idle:.0f} s")
+                return
+            if msg["type"] == "websocket.disconnect":
+                return
+            text = msg.get("text")
+            if text is None:
+                self._error("invalid_request_error", "binary_not_supported",
+                            "binary frames are not accepted; send JSON events with base64 audio")
+                continue
+            try:
+                event = json.loads(text)
+                if not isinstance(event, dict):
+                    raise ValueError
+            except ValueError:
+                self._error("invalid_request_error", "invalid_json",
+                            "the event is not a JSON object")
+                continue
+            done = await self._dispatch(event)
+            if done:
+                return
+
+    # -- events ------------------------------------------------------------------------------------
+    async def _dispatch(self, event: dict) -> bool:
+        etype = event.get("type")
+        event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        if self._finishing:
+            self._error("invalid_request_error", "session_finishing",
+                        f"event {etype!r} after session.finish", event_id)
+            return False
+        try:
+            if etype == "session.update":
+                self._session_update(event)
+            elif etype == "input_audio_buffer.append":
+                await self._append(event)
+            elif etype == "input_audio_buffer.commit":
+                self._commit(event_id)
+            elif etype == "input_audio_buffer.clear":
+                await self._clear()
+            elif etype == "session.finish":
+                await self._finish()
+                return True
+            elif etype in UNSUPPORTED_EVENTS:
+                raise ClientError("unsupported_event",
+                                  f"{etype} is not supported by the speech recognition model "
+                                  f"{self.model}")
+            elif not isinstance(etype, str):
+                raise ClientError("missing_required_parameter", "the event has no 'type'", "type")
+            else:
+                raise ClientError("invalid_event_type", f"unknown event type {etype!r}", "type")
+        except ClientError as exc:
+            self._error("invalid_request_error", exc.code, exc.message, event_id, exc.param)
+        except AudioFormatError as exc:
+            self._error("invalid_request_error", "invalid_audio", exc.message, event_id, "audio")
+            self._reset_decoder()
+        return False
+
+    def _session_update(self, event: dict) -> None:
+        assert self.profile is not None
+        new = apply_session_update(self.cfg, event.get("session"), self.profile, self.languages)
+        if self._recognizer is not None and (new.vad != self.cfg.vad):
+            raise ClientError("invalid_value", "turn_detection cannot change while audio is "
+                              "being recognised; finish the session first", "session.turn_detection")
+        self.cfg = new
+        if self._recognizer is not None:
+            rc = self._recognizer.config
+            rc.language = new.language
+            rc.prompt = new.corpus
+        self._emit({"type": "session.updated",
+                    "session": self.cfg.describe(self.session_id, self.model)})
+
+    def _ensure_decoder(self) -> StreamDecoder:
+        key = (FORMATS[self.cfg.fmt], self.cfg.sample_rate)
+        if self._decoder is None or self._decoder_key != key:
+            if self._decoder is not None:
+                self._decoder.close()
+            self._decoder = StreamDecoder(key[0], key[1])
+            self._decoder_key = key
+        return self._decoder
+
+    def _reset_decoder(self) -> None:
+        if self._decoder is not None:
+            self._decoder.close()
+        self._decoder = None
+
+    async def _append(self, event: dict) -> None:
+        audio = event.get("audio")
+        if not isinstance(audio, str):
+            raise ClientError("missing_required_parameter",
+                              "input_audio_buffer.append needs 'audio' (base64 string)", "audio")
+        try:
+            data = base64.b64decode(audio, validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientError("invalid_value", "'audio' is not valid base64", "audio") from None
+        if not data:
+            return
+        decoder = self._ensure_decoder()
+        if FORMATS[self.cfg.fmt] == "pcm":
+            pcm = decoder.feed(data)
+        else:
+            pcm = await asyncio.to_thread(decoder.feed, data)
+        self._take_audio(pcm)
+
+    def _take_audio(self, pcm: np.ndarray) -> None:
+        if not pcm.size:
+            return
+        self._audio_ms += int(pcm.size * 1000 / SR)
+        self.rt.metrics.audio_seconds.inc(pcm.size / SR)
+        if self.cfg.vad:
+            self._vad_recognizer().feed(pcm)
+            return
+        room = int(MANUAL_MAX_S * SR) - self._manual_samples
+        if pcm.size > room:
+            kept = pcm[:max(room, 0)]
+            if kept.size:
+                self._manual.append(kept)
+                self._manual_samples += kept.size
+            raise ClientError("input_audio_buffer_too_long",
+                              f"more than {MANUAL_MAX_S:.0f} s of audio without commit; audio "
+                              "beyond that was dropped: commit more often", "audio")
+        self._manual.append(pcm)
+        self._manual_samples += pcm.size
+
+    def _vad_recognizer(self) -> StreamingRecognizer:
+        if self._recognizer is None:
+            assert self.profile is not None
+            cfg = RecognizerConfig(
+                language=self.cfg.language, allowed_languages=tuple(self.languages),
+                max_sentence_silence_ms=self.cfg.silence_ms,
+                vad_threshold=min(max(0.5 + 0.4 * self.cfg.threshold, 0.1), 0.9),
+                preroll_ms=self.cfg.prefix_padding_ms, prompt=self.cfg.corpus,
+                partial_interval_s=self.rt.settings.partial_interval_s,
+                report_empty_finals=True)
+            self._recognizer = self.rt.engine.recognizer(self.profile, cfg, self._on_result,
+                                                         self._on_boundary)
+        return self._recognizer
+
+    def _on_boundary(self, kind: str, segment: int, ms: int) -> None:
+        if kind == "start":
+            item = "item_" + uuid.uuid4().hex[:24]
+            self._items[segment] = item
+            self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": ms,
+                        "item_id": item})
+        else:
+            item = self._items.get(segment, "")
+            self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms,
+                        "item_id": item})
+            self._committed(item)
+
+    def _committed(self, item: str) -> None:
+        self._emit({"type": "input_audio_buffer.committed", "previous_item_id": self._last_item,
+                    "item_id": item})
+        self._emit({"type": "conversation.item.created", "previous_item_id": self._last_item,
+                    "item": {"id": item, "object": "realtime.item", "type": "message",
+                             "status": "completed", "role": "user",
+                             "content": [{"type": "input_audio", "transcript": None}]}})
+        self._last_item = item
+
+    async def _on_result(self, r: SentenceResult) -> None:
+        item = self._items.get(r.segment, "")
+        if not r.final:
+            stable = r.text[: r.stable_chars]
+            self._emit({"type": "conversation.item.input_audio_transcription.text",
+                        "item_id": item, "content_index": 0, "text": stable,
+                        "stash": r.text[r.stable_chars:], "language": r.language})
+            return
+        self._items.pop(r.segment, None)
+        self._completed(item, r.text, r.language)
+
+    def _completed(self, item: str, transcript: str, language: str | None) -> None:
+        if transcript:
+            self._transcript.append(transcript)
+        # No `emotion`: no local model provides one (see README).
+        self._emit({"type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item, "content_index": 0, "transcript": transcript,
+                    "language": language or self.cfg.language})
+
+    def _commit(self, event_id: str | None) -> None:
+        if self.cfg.vad:
+            # Server VAD commits by itself; an explicit commit is accepted and has nothing to do.
+            return
+        if not self._manual_samples:
+            raise ClientError("input_audio_buffer_commit_empty",
+                              "cannot commit an empty audio buffer", "input_audio_buffer")
+        audio = np.concatenate(self._manual)
+        self._manual, self._manual_samples = [], 0
+        item = "item_" + uuid.uuid4().hex[:24]
+        self._committed(item)
+        task = asyncio.create_task(self._transcribe_item(item, audio))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _transcribe_item(self, item: str, audio: np.ndarray) -> None:
+        assert self.profile is not None
+        opts = OfflineOptions(language=self.cfg.language, allowed_languages=tuple(self.languages),
+                              prompt=self.cfg.corpus)
+        try:
+            sentences = await asyncio.to_thread(self.rt.engine.transcribe, self.profile, audio, opts)
+        except Exception as exc:  # the engine failed on this item: report it, keep the session
+            log.exception("manual item transcription failed")
+            self._emit({"type": "conversation.item.input_audio_transcription.failed",
+                        "item_id": item, "content_index": 0,
+                        "error": {"type": "server_error", "code": errors.INTERNAL_ERROR,
+                                  "message": str(exc)}})
+            return
+        lang = sentences[0].language if sentences else self.cfg.language
+        joiner = "" if is_cjk(lang) else " "
+        self._completed(item, joiner.join(s.text for s in sentences), lang)
+
+    async def _clear(self) -> None:
+        self._manual, self._manual_samples = [], 0
+        if self._recognizer is not None:
+            # Drop what is being recognised; segments already closed still complete.
+            self._recognizer.close()
+            self._recognizer = None
+        self._reset_decoder()
+        self._emit({"type": "input_audio_buffer.cleared"})
+
+    async def _finish(self) -> None:
+        self._finishing = True
+        if self._decoder is not None:
+            try:
+                tail = (self._decoder.flush() if FORMATS[self.cfg.fmt] == "pcm"
+                        else await asyncio.to_thread(self._decoder.flush))
+                self._take_audio(tail)
+            except (AudioFormatError, ClientError) as exc:
+                self._error("invalid_request_error", "invalid_audio", getattr(exc, "message", str(exc)))
+        if self._recognizer is not None:
+            try:
+                await self._recognizer.finish()
+            except Exception as exc:  # noqa: BLE001 - reported to the client
+                self._error("server_error", errors.INTERNAL_ERROR, f"recognition failed: {exc}")
+        elif self._manual_samples:
+            # Audio appended but never committed is transcribed too rather than lost.
+            self._commit(None)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        joiner = "" if is_cjk(self.cfg.language) else " "
+        self._emit({"type": "session.finished", "transcript": joiner.join(self._transcript)})
+        await self._out.put(None)
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._sender, 10)
+        with contextlib.suppress(Exception):
+            await self.ws.close(1000)
+
+    # -- output ------------------------------------------------------------------------------------
+    def _emit(self, event: dict) -> None:
+        self._out.put_nowait({"event_id": _eid(), **event})
+
+    def _error(self, etype: str, code: str, message: str, event_id: str | None = None,
+               param: str | None = None) -> None:
+        log.info("realtime session %s: %s %s", self.session_id, code, message)
+        self._emit({"type": "error", "error": {"type": etype, "code": code, "message": message,
+                                               "param": param, "event_id": event_id}})
+
+    async def _fatal(self, code: str, message: str) -> None:
+        self._error("server_error" if code == errors.THROTTLING else "invalid_request_error",
+                    code, message)
+        await self._out.put(None)
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._sender, 5)
+        with contextlib.suppress(Exception):
+            await self.ws.close(1000 if code != errors.THROTTLING else 1013, code[:100])
+
+    async def _send_loop(self) -> None:
+        while True:
+            event = await self._out.get()
+            if event is None:
+                return
+            if self.ws.application_state != WebSocketState.CONNECTED:
+                continue
+            try:
+                await self.ws.send_text(json.dumps(event, ensure_ascii=False))
+            except Exception:  # client gone: drain silently
+                continue
+
