@@ -91,7 +91,7 @@ def transcribe(
     """Transcribe files in-process (no server), any format FFmpeg reads."""
     from tqdm import tqdm
 
-    from voxscope.audio import iter_file_chunks
+    from voxscope.audio import AudioFormatError, iter_file_chunks
     from voxscope.audio.file_decoder import probe_duration
     from voxscope.engine.hub import Engine
     from voxscope.engine.model_store import ModelError
@@ -108,6 +108,7 @@ def transcribe(
     allowed = tuple(engine.languages(prof)) if prof and prof.languages else None
     opts = OfflineOptions(language=language, allowed_languages=allowed)
     documents = []
+    failed: list[str] = []
     try:
         for path in files:
             duration = probe_duration(path)
@@ -118,9 +119,14 @@ def transcribe(
             def advance(seconds: float, bar=bar) -> None:
                 bar.update(seconds - bar.n)
 
-            sentences = list(transcribe_chunks(iter_file_chunks(path), sched, engine.vad, opts,
-                                               progress=advance))
-            bar.close()
+            try:
+                sentences = list(transcribe_chunks(iter_file_chunks(path), sched, engine.vad, opts,
+                                                   progress=advance))
+            except (AudioFormatError, OSError) as exc:
+                failed.append(f"error: {path}: {getattr(exc, 'message', None) or exc}")
+                continue
+            finally:
+                bar.close()
             documents.append((path, sentences))
     finally:
         engine.close()
@@ -130,6 +136,7 @@ def transcribe(
             typer.echo(" ".join(s.text for s in sentences) if sentences and sentences[0].language
                        not in ("zh", "ja") else "".join(s.text for s in sentences))
         elif output == OutputFormat.json:
+            # One compact JSON document per line (JSON Lines), so several files stay parseable.
             typer.echo(json.dumps({
                 "file": str(path),
                 "sentences": [{
@@ -137,7 +144,7 @@ def transcribe(
                     "text": s.text, "language": s.language,
                     "words": [{"begin_time": int(w.start * 1000), "end_time": int(w.end * 1000),
                                "text": w.text, "punctuation": w.punctuation} for w in s.words],
-                } for s in sentences]}, ensure_ascii=False, indent=2))
+                } for s in sentences]}, ensure_ascii=False))
         else:
             sep = "," if output == OutputFormat.srt else "."
             lines = ["WEBVTT", ""] if output == OutputFormat.vtt else []
@@ -148,6 +155,10 @@ def transcribe(
                 lines.append(s.text)
                 lines.append("")
             typer.echo("\n".join(lines))
+    for message in failed:
+        typer.echo(message, err=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -345,7 +345,10 @@ class StreamingRecognizer:
         # Previews are coalesced per sentence: a newer one replaces a queued older one.
         key = (id(self), s.start)
         self._partial_keys.add(key)
-        fut = self._submit(self._buf.slice(s.start, now), opts, Priority.PARTIAL, key=key)
+        # Trailing silence gives Whisper room to invent (repeat) text: stop the window shortly
+        # after the last voiced frame.
+        end = min(now, s.speech_end + self._ms(cfg.tail_ms))
+        fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key=key)
         s.partial_future = fut
         self._spawn(self._deliver_partial(s, s.partial_seq, now, fut))
 

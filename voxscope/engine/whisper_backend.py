@@ -249,6 +249,8 @@ class WhisperBackend:
         last_time = 0.0
         last_was_ts = False
         in_segment = False
+        seg_start = 0  # index in `out` where the current segment's text begins
+        prev_segment: list[int] = []
         for t in seq:
             if t >= tok.eot and t < ts_begin:
                 continue  # other special tokens
@@ -259,8 +261,15 @@ class WhisperBackend:
                     if ts >= duration - 0.1 and out:
                         break
                     in_segment = True
+                    seg_start = len(out)
                 else:
                     in_segment = False  # a segment end
+                    segment = out[seg_start:]
+                    if segment and segment == prev_segment:
+                        # the same sentence again, word for word: a loop, not speech
+                        del out[seg_start:]
+                        break
+                    prev_segment = segment
                 last_time = max(last_time, min(ts, duration))
                 last_was_ts = True
                 continue

@@ -180,6 +180,7 @@ class _Task:
         self.audio_bytes = 0
         self.watchdog: asyncio.Task | None = None
         self.failed = False
+        self.finishing = False  # finish-task received: the client now waits on us, not idle
 
 
 class InferenceConnection:
@@ -303,6 +304,7 @@ class InferenceConnection:
         task = self.task
         if task is None:
             return  # after the task ended (e.g. one-sentence mode): nothing left to do
+        task.finishing = True
         try:
             assert task.recognizer is not None
             tail = await self._decode(task, task.decoder.flush)
@@ -376,7 +378,7 @@ class InferenceConnection:
             while self.task is task:
                 await asyncio.sleep(min(1.0, settings.idle_timeout_s / 4))
                 rec = task.recognizer
-                if rec is None:
+                if rec is None or task.finishing:
                     return
                 now = time.monotonic()
                 if task.req.heartbeat:
