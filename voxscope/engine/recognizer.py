@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voxscope.engine.scheduler import InferenceScheduler
-from voxscope.engine.text import SENTENCE_END, ends_sentence, finalize_words, is_cjk
+from voxscope.engine.text import SENTENCE_END, close_sentence, ends_sentence, finalize_words, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
@@ -449,6 +449,8 @@ class StreamingRecognizer:
         if not words:
             await self._emit_empty(s, tr)
             return
+        if self.config.punctuation:
+            words = close_sentence(words, tr.language)
         groups = _split_sentences(words) if self.config.semantic_punctuation else [words]
         for group in groups:
             if self.done:

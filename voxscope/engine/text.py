@@ -85,6 +85,18 @@ def finalize_words(words: list[Word], language: str | None, *, simplified: bool,
     return out
 
 
+def close_sentence(words: list[Word], language: str | None) -> list[Word]:
+    """Make the last word end the sentence (Whisper often leaves Chinese sentences unterminated,
+    DashScope's finals always end with sentence punctuation). A trailing comma is replaced."""
+    if not words or any(c in SENTENCE_END for c in words[-1].punctuation):
+        return words
+    last = words[-1]
+    mark = "。" if is_cjk(language) else "."
+    punct = last.punctuation.rstrip(",，、;；:：") + mark
+    raw = last.raw[: len(last.raw) - len(last.punctuation)] + punct if last.punctuation else last.raw + mark
+    return [*words[:-1], Word(last.start, last.end, last.text, punct, raw, last.probability)]
+
+
 def ends_sentence(text: str) -> bool:
     text = text.rstrip()
     return bool(text) and text[-1] in SENTENCE_END

@@ -236,7 +236,7 @@ class InferenceConnection:
         except ValueError as exc:
             await self._fail_connection(errors.PROTOCOL_ERROR,
                                         f"malformed message: expected a JSON object with a header "
-                                        f"({exc})")
+                                        f"({exc})", self._running_task_id())
             return
         header = msg["header"]
         action = header.get("action")
@@ -250,7 +250,11 @@ class InferenceConnection:
         else:
             await self._fail_connection(errors.PROTOCOL_ERROR,
                                         f"unknown action {action!r}; expected run-task, "
-                                        "continue-task or finish-task", task_id)
+                                        "continue-task or finish-task",
+                                        self._running_task_id() or task_id)
+
+    def _running_task_id(self) -> str:
+        return self.task.req.task_id if self.task is not None else ""
 
     async def _run_task(self, msg: dict[str, Any], task_id: str) -> None:
         if self.task is not None:
