@@ -62,6 +62,7 @@ class RecognizerConfig:
     final_beam: int = 5
     max_sentences: int | None = None  # one-sentence mode: stop after this many finals
     report_empty_finals: bool = False  # emit a final with empty text when a segment held no words
+    translate_to: tuple[str, ...] = ()  # also translate each final sentence ("en": Whisper's task)
 
 
 @dataclass
@@ -84,11 +85,19 @@ class SentenceResult:
     language: str | None
     stable_chars: int = 0  # leading characters of `text` that no longer change (partials)
     segment: int = 0  # the VAD segment this result belongs to (see Boundary)
+    translations: dict[str, Translation] = field(default_factory=dict)  # finals, when asked for
+
+
+@dataclass
+class Translation:
+    text: str
+    words: list[ResultWord]
 
 
 Emit = Callable[[SentenceResult], Awaitable[None]]
-# Called synchronously when a VAD segment opens ("start", segment, begin_ms) or closes
-# ("end", segment, end_ms): lets protocols report speech start/stop in order with results.
+# Called synchronously when a VAD segment opens ("start", segment, begin_ms), when a pause starts
+# in it ("pause", segment, last_speech_ms: the end may be near) and when it closes ("end", segment,
+# end_ms): lets protocols report speech start/stop in order with results.
 Boundary = Callable[[str, int, int], None]
 
 
@@ -144,6 +153,7 @@ class _Sentence:
     committed: str = ""
     language: str | None = None
     partial_future: asyncio.Future | None = None
+    translation_future: asyncio.Future | None = None
     latest_partial: tuple[int, Transcript, int] | None = None  # (seq, result, audio end)
 
 
@@ -310,6 +320,8 @@ class StreamingRecognizer:
         s.spec_end = end
         s.spec_future = self._submit(self._buf.slice(s.start, end), self._final_options(s),
                                      Priority.FINAL)
+        if self._boundary is not None:
+            self._boundary("pause", s.index, int(s.speech_end * 1000 / SR))
         if self.config.semantic_punctuation:
             self._spawn(self._semantic_check(s, end, s.spec_future))
 
@@ -414,6 +426,15 @@ class StreamingRecognizer:
                 self.stats.speculative_misses += 1
             fut = self._submit(self._buf.slice(s.start, end), self._final_options(s),
                                Priority.FINAL)
+        if self.config.translate_to:
+            # Translation decodes the same audio with Whisper's translate task, in parallel.
+            cfg = self.config
+            s.translation_future = self._submit(
+                self._buf.slice(s.start, end),
+                DecodeOptions(language=cfg.language or self._stream_language,
+                              allowed_languages=cfg.allowed_languages, task="translate",
+                              beam_size=cfg.final_beam, full_window=True, word_timestamps=True),
+                Priority.FINAL)
         previous = self._chain
         self._chain = self._spawn(self._finalize(s, fut, previous))
 
@@ -451,7 +472,9 @@ class StreamingRecognizer:
             return
         if self.config.punctuation:
             words = close_sentence(words, tr.language)
-        groups = _split_sentences(words) if self.config.semantic_punctuation else [words]
+        translations = await self._translations(s)
+        groups = (_split_sentences(words) if self.config.semantic_punctuation and not translations
+                  else [words])
         for group in groups:
             if self.done:
                 return
@@ -464,13 +487,31 @@ class StreamingRecognizer:
             result = SentenceResult(
                 sentence_id=sid, begin_ms=begin, end_ms=end, current_ms=int(s.end * 1000 / SR),
                 text=_text_of(group), words=[_result_word(w) for w in group],
-                final=True, language=tr.language, stable_chars=0, segment=s.index)
+                final=True, language=tr.language, stable_chars=0, segment=s.index,
+                translations=translations)
             self.stats.finals_emitted += 1
             self._finals_done += 1
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True
                 self._open = None
             await self._emit(result)
+
+    async def _translations(self, s: _Sentence) -> dict[str, Translation]:
+        if s.translation_future is None:
+            return {}
+        try:
+            tr: Transcript | None = await s.translation_future
+        except Exception as exc:  # surfaced like a failed final
+            self.error = exc
+            return {}
+        if tr is None:
+            return {}
+        words = finalize_words([w.shifted(s.start / SR) for w in tr.words], "en", simplified=False,
+                               remove_fillers=False, punctuation=True)
+        if words:
+            words = close_sentence(words, "en")
+        # Whisper translates into English only; the protocol layer refuses other targets.
+        return {"en": Translation(_text_of(words), [_result_word(w) for w in words])}
 
     async def _emit_empty(self, s: _Sentence, tr: Transcript | None) -> None:
         """A segment VAD heard but that held no words (noise, a cough): only if asked for."""

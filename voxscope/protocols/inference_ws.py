@@ -23,6 +23,7 @@ from voxscope.config import Profile
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
+from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class TaskRequest:
     sample_rate: int
     heartbeat: bool
     recognizer: RecognizerConfig
+    # Gummy models: which parts of the result to send
+    transcription: bool = True
+    translation: bool = False
 
 
 def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
@@ -72,7 +76,7 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
     profile = runtime.settings.profile(model)
     if profile is None:
         raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model}")
-    if profile.kind != "recognition":
+    if profile.kind not in ("recognition", "translation", "chat"):
         raise ProtocolError(errors.MODEL_NOT_FOUND,
                             f"model {model} is not served on the recognition protocol")
     params = payload.get("parameters") or {}
@@ -94,6 +98,12 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
             f"{', '.join(str(r) for r in profile.sample_rates)} Hz")
 
     languages = runtime.engine.languages(profile)
+    _refuse_unsupported(params, payload, profile)
+    if profile.kind != "recognition":
+        cfg, transcription, translation = gummy_config(profile, params, languages,
+                                                       runtime.settings.partial_interval_s)
+        return TaskRequest(task_id, profile, fmt.lower(), rate, _opt_bool(params, "heartbeat", False),
+                           cfg, transcription, translation)
     hints = params.get("language_hints")
     language = None
     if hints is not None:
@@ -116,7 +126,23 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
     for key in ("inverse_text_normalization_enabled", "timestamp_alignment_enabled"):
         _opt_bool(params, key, True)
 
-    # Options the local models cannot honour are refused, not silently dropped.
+    cfg = RecognizerConfig(
+        language=language,
+        allowed_languages=tuple(languages),
+        max_sentence_silence_ms=int(silence) if silence is not None else 1300,
+        semantic_punctuation=_opt_bool(params, "semantic_punctuation_enabled", False),
+        multi_threshold=_opt_bool(params, "multi_threshold_mode_enabled", False),
+        vad_threshold=0.5 + 0.4 * noise if noise is not None else 0.5,
+        remove_disfluencies=_opt_bool(params, "disfluency_removal_enabled", False),
+        punctuation=punctuation,
+        partial_interval_s=runtime.settings.partial_interval_s,
+    )
+    return TaskRequest(task_id, profile, fmt.lower(), rate, heartbeat, cfg)
+
+
+def _refuse_unsupported(params: dict[str, Any], payload: dict[str, Any], profile: Profile) -> None:
+    """Options the local models cannot honour are refused, not silently dropped."""
+    model = profile.name
     if _opt_bool(params, "diarization_enabled", False):
         raise ProtocolError(errors.UNSUPPORTED,
                             "speaker diarization is not supported by realtime models")
@@ -135,19 +161,6 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
         raise ProtocolError(errors.UNSUPPORTED,
                             "asr_phrase resources (phrase_id) are not supported; "
                             "use vocabulary_id hotwords instead")
-
-    cfg = RecognizerConfig(
-        language=language,
-        allowed_languages=tuple(languages),
-        max_sentence_silence_ms=int(silence) if silence is not None else 1300,
-        semantic_punctuation=_opt_bool(params, "semantic_punctuation_enabled", False),
-        multi_threshold=_opt_bool(params, "multi_threshold_mode_enabled", False),
-        vad_threshold=0.5 + 0.4 * noise if noise is not None else 0.5,
-        remove_disfluencies=_opt_bool(params, "disfluency_removal_enabled", False),
-        punctuation=punctuation,
-        partial_interval_s=runtime.settings.partial_interval_s,
-    )
-    return TaskRequest(task_id, profile, fmt.lower(), rate, heartbeat, cfg)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -181,6 +194,7 @@ class _Task:
         self.watchdog: asyncio.Task | None = None
         self.failed = False
         self.finishing = False  # finish-task received: the client now waits on us, not idle
+        self.last_partial: SentenceResult | None = None  # Gummy chat: for vad_pre_end events
 
 
 class InferenceConnection:
@@ -282,8 +296,9 @@ class InferenceConnection:
             await self._fail_connection(exc.code, exc.message, task_id)
             return
         task = _Task(req, decoder)
+        boundary = self._pre_end(task) if req.profile.kind == "chat" else None
         task.recognizer = self.rt.engine.recognizer(req.profile, req.recognizer,
-                                                    self._emitter(task))
+                                                    self._emitter(task), boundary)
         self.task = task
         self.rt.metrics.active_tasks.inc()
         await self._send(_event(req.task_id, "task-started", {}))
@@ -349,6 +364,12 @@ class InferenceConnection:
         assert task.recognizer is not None
         task.recognizer.feed(pcm)
         self.rt.metrics.audio_seconds.inc(pcm.size / 16000)
+        if (task.req.profile.kind == "chat" and not task.recognizer.done
+                and task.recognizer.audio_seconds > CHAT_MAX_AUDIO_S):
+            await self._fail_task(errors.INVALID_PARAMETER,
+                                  f"{task.req.profile.name} recognises one sentence within "
+                                  f"{CHAT_MAX_AUDIO_S:.0f} s of audio; none was completed")
+            return
         if task.recognizer.audio_seconds > self.rt.settings.max_task_audio_s:
             await self._fail_task(errors.INVALID_PARAMETER,
                                   f"task exceeds the maximum of "
@@ -369,10 +390,35 @@ class InferenceConnection:
                 return
             usage = ({"duration": int(math.ceil((result.end_ms or 0) / 1000))}
                      if result.final else None)
-            payload = {"output": {"sentence": sentence_json(result)}, "usage": usage}
+            req = task.req
+            if req.profile.kind == "recognition":
+                output = {"sentence": sentence_json(result)}
+            else:
+                output = gummy_output(result, transcription=req.transcription,
+                                      translation=req.translation,
+                                      targets=req.recognizer.translate_to)
+                if not output:
+                    return  # translation-only task: partials carry nothing to show
+                task.last_partial = None if result.final else result
+            payload = {"output": output, "usage": usage}
             await self._send(_event(task.req.task_id, "result-generated", payload))
             self.rt.metrics.results.labels("final" if result.final else "partial").inc()
         return emit
+
+    def _pre_end(self, task: _Task):
+        """Gummy chat: when VAD sees the pause that may end the sentence, say so (vad_pre_end)."""
+        def boundary(kind: str, segment: int, ms: int) -> None:
+            r = task.last_partial
+            if kind != "pause" or r is None or r.segment != segment or task.recognizer is None:
+                return
+            now_ms = int(task.recognizer.audio_seconds * 1000)
+            output = gummy_output(r, transcription=task.req.transcription,
+                                  translation=False, targets=(), pre_end=(ms, now_ms))
+            if output:
+                payload = {"output": output, "usage": None}
+                asyncio.get_running_loop().create_task(
+                    self._send(_event(task.req.task_id, "result-generated", payload)))
+        return boundary
 
     async def _watch(self, task: _Task) -> None:
         """The idle rule (no speech for idle_timeout_s without heartbeat) and keep-alive results."""
