@@ -56,6 +56,10 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/api-ws/v1/inference"
 
     @property
+    def ws_realtime(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api-ws/v1/realtime"
+
+    @property
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 

@@ -191,6 +191,7 @@ class StreamingRecognizer:
         self.stats = RecognizerStats()
         self.last_voice_monotonic = time.monotonic()
         self.done = False  # one-sentence mode reached its sentence count
+        self._input_closed = False  # abandon(): no more audio, pending finals still delivered
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -199,7 +200,7 @@ class StreamingRecognizer:
 
     def feed(self, pcm: np.ndarray) -> None:
         """Take 16 kHz mono float32 audio. Never blocks on the model."""
-        if self._closed or self.done or pcm.size == 0:
+        if self._closed or self.done or self._input_closed or pcm.size == 0:
             return
         self._buf.append(pcm)
         probs = self._vad.process(pcm)
@@ -227,6 +228,16 @@ class StreamingRecognizer:
             await asyncio.shield(self._chain)
         if self.error is not None:
             raise self.error
+
+    async def abandon(self) -> None:
+        """Drop the open sentence unrecognised, deliver the finals of closed ones, then close."""
+        s, self._open = self._open, None
+        if s is not None:
+            self._sched.drop_partials((id(self), s.start))
+        self._input_closed = True
+        if self._chain is not None:
+            await asyncio.gather(self._chain, return_exceptions=True)
+        self.close()
 
     def close(self) -> None:
         """Free everything (client gone). Pending decodes finish in the scheduler but are ignored."""
@@ -442,6 +453,8 @@ class StreamingRecognizer:
                         previous: asyncio.Task | None) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
+        if self.done:
+            return  # one-sentence mode: the sentence has been delivered, nothing follows it
         if not s.emitted_partial_seq and s.partial_future is not None:
             with contextlib.suppress(Exception):
                 await s.partial_future

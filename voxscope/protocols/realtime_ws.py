@@ -176,8 +176,9 @@ class RealtimeConnection:
         self._recognizer: StreamingRecognizer | None = None
         self._manual: list[np.ndarray] = []
         self._manual_samples = 0
-        self._audio_ms = 0  # session audio received, 16 kHz samples -> ms
-        self._items: dict[int, str] = {}  # VAD segment -> item id
+        self._samples = 0  # session audio received (16 kHz samples): item times count from here
+        self._gen = 0  # recognizer generation: a clear starts a new recognizer, segments restart
+        self._items: dict[tuple[int, int], str] = {}  # (generation, VAD segment) -> item id
         self._last_item: str | None = None
         self._transcript: list[str] = []
         self._finishing = False
@@ -350,10 +351,11 @@ class RealtimeConnection:
     def _take_audio(self, pcm: np.ndarray) -> None:
         if not pcm.size:
             return
-        self._audio_ms += int(pcm.size * 1000 / SR)
+        before = self._samples
+        self._samples += pcm.size
         self.rt.metrics.audio_seconds.inc(pcm.size / SR)
         if self.cfg.vad:
-            self._vad_recognizer().feed(pcm)
+            self._vad_recognizer(int(before * 1000 / SR)).feed(pcm)
             return
         room = int(MANUAL_MAX_S * SR) - self._manual_samples
         if pcm.size > room:
@@ -367,8 +369,10 @@ class RealtimeConnection:
         self._manual.append(pcm)
         self._manual_samples += pcm.size
 
-    def _vad_recognizer(self) -> StreamingRecognizer:
+    def _vad_recognizer(self, offset_ms: int = 0) -> StreamingRecognizer:
         if self._recognizer is None:
+            self._gen += 1
+            gen = self._gen
             assert self.profile is not None
             cfg = RecognizerConfig(
                 language=self.cfg.language, allowed_languages=tuple(self.languages),
@@ -377,18 +381,25 @@ class RealtimeConnection:
                 preroll_ms=self.cfg.prefix_padding_ms, prompt=self.cfg.corpus,
                 partial_interval_s=self.rt.settings.partial_interval_s,
                 report_empty_finals=True)
-            self._recognizer = self.rt.engine.recognizer(self.profile, cfg, self._on_result,
-                                                         self._on_boundary)
+            async def on_result(r: SentenceResult, gen: int = gen) -> None:
+                await self._on_result(r, gen)
+
+            def on_boundary(kind: str, segment: int, ms: int, gen: int = gen,
+                            offset_ms: int = offset_ms) -> None:
+                self._on_boundary(kind, segment, ms + offset_ms, gen)
+
+            self._recognizer = self.rt.engine.recognizer(self.profile, cfg, on_result, on_boundary)
         return self._recognizer
 
-    def _on_boundary(self, kind: str, segment: int, ms: int) -> None:
+    def _on_boundary(self, kind: str, segment: int, ms: int, gen: int) -> None:
+        key = (gen, segment)
         if kind == "start":
             item = "item_" + uuid.uuid4().hex[:24]
-            self._items[segment] = item
+            self._items[key] = item
             self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": ms,
                         "item_id": item})
-        else:
-            item = self._items.get(segment, "")
+        elif kind == "end":
+            item = self._items.get(key, "")
             self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms,
                         "item_id": item})
             self._committed(item)
@@ -402,19 +413,21 @@ class RealtimeConnection:
                              "content": [{"type": "input_audio", "transcript": None}]}})
         self._last_item = item
 
-    async def _on_result(self, r: SentenceResult) -> None:
-        item = self._items.get(r.segment, "")
+    async def _on_result(self, r: SentenceResult, gen: int) -> None:
+        item = self._items.get((gen, r.segment), "")
         if not r.final:
             stable = r.text[: r.stable_chars]
             self._emit({"type": "conversation.item.input_audio_transcription.text",
                         "item_id": item, "content_index": 0, "text": stable,
                         "stash": r.text[r.stable_chars:], "language": r.language})
             return
-        self._items.pop(r.segment, None)
+        self._items.pop((gen, r.segment), None)
         self._completed(item, r.text, r.language)
 
     def _completed(self, item: str, transcript: str, language: str | None) -> None:
         if transcript:
+            if self._transcript and not is_cjk(language or self.cfg.language):
+                transcript = " " + transcript
             self._transcript.append(transcript)
         # No `emotion`: no local model provides one (see README).
         self._emit({"type": "conversation.item.input_audio_transcription.completed",
@@ -456,9 +469,11 @@ class RealtimeConnection:
     async def _clear(self) -> None:
         self._manual, self._manual_samples = [], 0
         if self._recognizer is not None:
-            # Drop what is being recognised; segments already closed still complete.
-            self._recognizer.close()
-            self._recognizer = None
+            # The uncommitted speech is dropped; items already committed still complete.
+            old, self._recognizer = self._recognizer, None
+            task = asyncio.create_task(old.abandon())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
         self._reset_decoder()
         self._emit({"type": "input_audio_buffer.cleared"})
 
@@ -481,8 +496,7 @@ class RealtimeConnection:
             self._commit(None)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
-        joiner = "" if is_cjk(self.cfg.language) else " "
-        self._emit({"type": "session.finished", "transcript": joiner.join(self._transcript)})
+        self._emit({"type": "session.finished", "transcript": "".join(self._transcript)})
         await self._out.put(None)
         if self._sender is not None:
             with contextlib.suppress(Exception):
