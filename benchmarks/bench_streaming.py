@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -132,9 +133,13 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 6])
     ap.add_argument("--sessions", type=int, default=200, help="short sessions for the RSS soak")
     ap.add_argument("--json", type=Path, help="also write results here")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="server settings to try, e.g. partial_interval_s=1.0 max_batch=8")
     args = ap.parse_args()
 
-    server = ServerProcess(config={"server": {"max_sessions": max(args.streams) + 2}}).start()
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    server = ServerProcess(config={"server": {"max_sessions": max(args.streams) + 2,
+                                              **overrides}}).start()
     results: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
                      "python": platform.python_version(), "runs": []}
     try:

@@ -269,6 +269,21 @@ class StreamingRecognizer:
                 limit = min(limit, 600)
         return self._ms(limit)
 
+    def _speculation_delay(self, s: _Sentence) -> int:
+        """Silence after which the final decode starts, before the pause is known to end it.
+
+        Early enough that the result is ready when the pause reaches its limit (judged by how long
+        final decodes take right now), but no earlier: every pause that turns out to be a breath
+        inside a sentence wastes a full decode, which costs other streams latency.
+        """
+        cfg = self.config
+        floor = self._ms(cfg.speculative_silence_ms)
+        if cfg.semantic_punctuation:
+            return floor  # the decision to close needs the text
+        limit = self._silence_limit(s)
+        lead = self._ms(1300 * self._sched.stats.final_latency_ema_s + 100)
+        return min(max(limit - lead, floor), limit)
+
     def _on_frame(self, p: float, fs: int, fe: int) -> None:
         cfg = self.config
         thr = cfg.vad_threshold
@@ -296,11 +311,17 @@ class StreamingRecognizer:
         if p >= thr or (p >= neg and s.voiced):
             s.speech_end = fe
             s.voiced = True
+            if s.spec_future is not None and s.spec_end is not None and s.spec_end < fe:
+                # Speech resumed: the speculative final is stale; if it has not started, it
+                # never will (a cancelled request is skipped by the scheduler).
+                s.spec_future.cancel()
+                s.spec_future = None
+                self.stats.speculative_misses += 1
         else:
             s.voiced = False
         silence = fe - s.speech_end
         tail = min(silence, self._ms(cfg.tail_ms))
-        if silence >= self._ms(cfg.speculative_silence_ms) and (
+        if silence >= self._speculation_delay(s) and (
                 s.spec_end is None or s.spec_end < s.speech_end):
             self._speculate(s, s.speech_end + tail)
         if not cfg.semantic_punctuation and silence >= self._silence_limit(s):
@@ -353,7 +374,12 @@ class StreamingRecognizer:
         if s is None or not cfg.partials:
             return
         now = self._buf.end
-        if now - s.last_partial_end < int(cfg.partial_interval_s * SR):
+        interval = cfg.partial_interval_s
+        if s.partial_seq:
+            # Later previews back off when decoding is slow (a loaded machine): each one costs
+            # every stream latency, and the newest replaces the older anyway.
+            interval = max(interval, 1.5 * self._sched.stats.partial_latency_ema_s)
+        if now - s.last_partial_end < int(interval * SR):
             return
         if s.speech_end <= s.last_partial_end:
             return  # nothing new was said
@@ -371,7 +397,8 @@ class StreamingRecognizer:
         # Trailing silence gives Whisper room to invent (repeat) text: stop the window shortly
         # after the last voiced frame.
         end = min(now, s.speech_end + self._ms(cfg.tail_ms))
-        fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key=key)
+        fut = asyncio.wrap_future(self._sched.submit(self._buf.slice(s.start, end), opts,
+                                                     Priority.PARTIAL, key, first=s.partial_seq == 1))
         s.partial_future = fut
         self._spawn(self._deliver_partial(s, s.partial_seq, now, fut))
 

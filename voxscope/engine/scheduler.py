@@ -53,6 +53,8 @@ class SchedulerStats:
     queue_wait_seconds_total: float = 0.0
     max_queue_wait_seconds: float = 0.0
     last_batch_size: int = 0
+    final_latency_ema_s: float = 1.0  # submit -> result of final-priority decodes, smoothed
+    partial_latency_ema_s: float = 0.3  # the same for previews
 
 
 class InferenceScheduler:
@@ -72,8 +74,13 @@ class InferenceScheduler:
 
     # -- API ------------------------------------------------------------------------------------
     def submit(self, audio: np.ndarray, options: DecodeOptions,
-               priority: Priority = Priority.FINAL, key: object | None = None) -> Future:
-        """Queue a decode; the future resolves to a Transcript, or None if superseded."""
+               priority: Priority = Priority.FINAL, key: object | None = None,
+               first: bool = False) -> Future:
+        """Queue a decode; the future resolves to a Transcript, or None if superseded.
+
+        `first` marks a sentence's first preview: it goes ahead of other previews, since the
+        delay until a speaker sees anything at all matters most.
+        """
         req = _Request(audio, options, priority, key, seq=next(self._seq))
         with self._cond:
             if self._closed:
@@ -84,6 +91,8 @@ class InferenceScheduler:
                     self.stats.superseded += 1
                     old.future.set_result(None)
                 self._partials[key] = req
+                if first:
+                    self._partials.move_to_end(key, last=False)
             else:
                 self._finals.append(req)
             self._cond.notify()
@@ -189,5 +198,12 @@ class InferenceScheduler:
                 self.stats.batches += 1
                 self.stats.last_batch_size = len(batch)
             self.stats.decoded += len(batch)
+            done = time.monotonic()
             for req, res in zip(batch, results, strict=True):
+                latency = done - req.submitted
+                if req.priority == Priority.FINAL:
+                    self.stats.final_latency_ema_s = 0.8 * self.stats.final_latency_ema_s + 0.2 * latency
+                else:
+                    self.stats.partial_latency_ema_s = (0.8 * self.stats.partial_latency_ema_s
+                                                        + 0.2 * latency)
                 req.future.set_result(res)
