@@ -300,3 +300,18 @@ def test_offline_transcribe_chunks_mandarin(scheduler, vad):
     sentences = list(transcribe_chunks([audio_of(c["id"])], scheduler, vad, OfflineOptions()))
     text = "".join(s.text for s in sentences)
     assert error_rate("zh", c["reference"], text) <= 0.15, text
+
+
+def test_batch_with_context_prompts_of_different_lengths(backend):
+    """Context (previous text, hotwords) moves the start-of-transcript token; items whose prompts
+    differ in length must still decode together (CTranslate2 needs one position per call)."""
+    jfk = audio_of("en_jfk_inaugural")
+    beckett = audio_of("en_beckett")
+    results = backend.decode_batch([
+        (jfk, DecodeOptions(prompt="a speech by President Kennedy in 1961")),
+        (beckett, DecodeOptions()),
+        (jfk, DecodeOptions(prompt="inaugural")),
+    ])
+    assert error_rate("en", clip("en_jfk_inaugural")["reference"], results[0].text) <= 0.1
+    assert error_rate("en", clip("en_beckett")["reference"], results[1].text) <= 0.2
+    assert error_rate("en", clip("en_jfk_inaugural")["reference"], results[2].text) <= 0.1

@@ -117,13 +117,7 @@ class WhisperBackend:
             tokenizers.append(tok)
             prompts.append(self._prompt(tok, opts))
 
-        tok0 = tokenizers[0]
-        raw = self._model.generate(
-            enc, prompts, beam_size=beam, patience=1.0, length_penalty=1.0,
-            max_length=self._fw.max_length, return_scores=True, return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=get_suppressed_tokens(tok0, [-1]),
-            max_initial_timestamp_index=50,
-        )
+        raw = self._generate(enc, prompts, tokenizers, beam)
         out: list[Transcript] = []
         tails: list[tuple[int, float]] = []
         for b, ((_audio, opts), res) in enumerate(zip(items, raw, strict=True)):
@@ -159,6 +153,26 @@ class WhisperBackend:
                 tr.words = [Word(w.start, w.end, to_simplified(w.text), w.punctuation,
                                  to_simplified(w.raw), w.probability) for w in tr.words]
         return out
+
+    def _generate(self, enc: ctranslate2.StorageView, prompts: list[list[int]],
+                  tokenizers: list[Tokenizer], beam: int) -> list:
+        """One generate call per start-of-transcript position: CTranslate2 requires it to be
+        the same across a batch, and context prompts (previous text) of different lengths move it."""
+        by_sot: dict[int, list[int]] = defaultdict(list)
+        for b, (prompt, tok) in enumerate(zip(prompts, tokenizers, strict=True)):
+            by_sot[prompt.index(tok.sot)].append(b)
+        raw: list = [None] * len(prompts)
+        for idxs in by_sot.values():
+            sub = enc if len(idxs) == len(prompts) else _select(enc, idxs)
+            results = self._model.generate(
+                sub, [prompts[b] for b in idxs], beam_size=beam, patience=1.0, length_penalty=1.0,
+                max_length=self._fw.max_length, return_scores=True, return_no_speech_prob=True,
+                suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizers[idxs[0]], [-1]),
+                max_initial_timestamp_index=50,
+            )
+            for b, res in zip(idxs, results, strict=True):
+                raw[b] = res
+        return raw
 
     def _decode_tails(self, items: list[tuple[np.ndarray, DecodeOptions]], out: list[Transcript],
                       tails: list[tuple[int, float]], langs: list[str]) -> None:

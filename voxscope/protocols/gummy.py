@@ -17,18 +17,10 @@ from voxscope.config import Profile
 from voxscope.engine.recognizer import RecognizerConfig, ResultWord, SentenceResult
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
+from voxscope.protocols.params import opt_bool
 
 TRANSLATION_TARGETS = ("en",)
 CHAT_MAX_AUDIO_S = 60.0  # gummy-chat-v1 recognises one sentence within about a minute
-
-
-def _flag(params: dict[str, Any], key: str, default: bool) -> bool:
-    value = params.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ProtocolError(errors.INVALID_PARAMETER, f"parameter '{key}' must be a boolean")
-    return value
 
 
 def gummy_config(profile: Profile, params: dict[str, Any], languages: list[str],
@@ -42,8 +34,8 @@ def gummy_config(profile: Profile, params: dict[str, Any], languages: list[str],
                                 f"source_language {source!r} is not supported by {profile.name}; "
                                 f"supported: auto, {', '.join(languages)}")
         language = source.lower()
-    transcription = _flag(params, "transcription_enabled", True)
-    translation = _flag(params, "translation_enabled", False)
+    transcription = opt_bool(params, "transcription_enabled", True)
+    translation = opt_bool(params, "translation_enabled", False)
     targets = params.get("translation_target_languages")
     if targets is not None and (not isinstance(targets, list)
                                 or not all(isinstance(t, str) for t in targets)):

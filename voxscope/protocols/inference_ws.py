@@ -24,29 +24,10 @@ from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, Streami
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
+from voxscope.protocols.params import opt_bool, opt_number
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-# -- parameters ------------------------------------------------------------------------------
-def _opt_bool(params: dict[str, Any], key: str, default: bool) -> bool:
-    value = params.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise ProtocolError(errors.INVALID_PARAMETER, f"parameter '{key}' must be a boolean")
-    return value
-
-
-def _opt_number(params: dict[str, Any], key: str, lo: float, hi: float) -> float | None:
-    value = params.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        raise ProtocolError(errors.INVALID_PARAMETER,
-                            f"parameter '{key}' must be a number in [{lo:g}, {hi:g}], got {value!r}")
-    return float(value)
 
 
 @dataclass
@@ -102,7 +83,7 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
     if profile.kind != "recognition":
         cfg, transcription, translation = gummy_config(profile, params, languages,
                                                        runtime.settings.partial_interval_s)
-        return TaskRequest(task_id, profile, fmt.lower(), rate, _opt_bool(params, "heartbeat", False),
+        return TaskRequest(task_id, profile, fmt.lower(), rate, opt_bool(params, "heartbeat", False),
                            cfg, transcription, translation)
     hints = params.get("language_hints")
     language = None
@@ -117,23 +98,23 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
                     f"language {hints[0]!r} is not supported by {model}; supported: "
                     f"{', '.join(languages)}")
 
-    silence = _opt_number(params, "max_sentence_silence", 200, 6000)
-    noise = _opt_number(params, "speech_noise_threshold", -1.0, 1.0)
-    heartbeat = _opt_bool(params, "heartbeat", False)
-    punctuation = _opt_bool(params, "punctuation_prediction_enabled", True)
+    silence = opt_number(params, "max_sentence_silence", 200, 6000)
+    noise = opt_number(params, "speech_noise_threshold", -1.0, 1.0)
+    heartbeat = opt_bool(params, "heartbeat", False)
+    punctuation = opt_bool(params, "punctuation_prediction_enabled", True)
     if profile.punctuation == "always":
         punctuation = True  # the docs: this model always punctuates; the switch is ignored
     for key in ("inverse_text_normalization_enabled", "timestamp_alignment_enabled"):
-        _opt_bool(params, key, True)
+        opt_bool(params, key, True)
 
     cfg = RecognizerConfig(
         language=language,
         allowed_languages=tuple(languages),
         max_sentence_silence_ms=int(silence) if silence is not None else 1300,
-        semantic_punctuation=_opt_bool(params, "semantic_punctuation_enabled", False),
-        multi_threshold=_opt_bool(params, "multi_threshold_mode_enabled", False),
+        semantic_punctuation=opt_bool(params, "semantic_punctuation_enabled", False),
+        multi_threshold=opt_bool(params, "multi_threshold_mode_enabled", False),
         vad_threshold=0.5 + 0.4 * noise if noise is not None else 0.5,
-        remove_disfluencies=_opt_bool(params, "disfluency_removal_enabled", False),
+        remove_disfluencies=opt_bool(params, "disfluency_removal_enabled", False),
         punctuation=punctuation,
         partial_interval_s=runtime.settings.partial_interval_s,
     )
@@ -143,10 +124,10 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
 def _refuse_unsupported(params: dict[str, Any], payload: dict[str, Any], profile: Profile) -> None:
     """Options the local models cannot honour are refused, not silently dropped."""
     model = profile.name
-    if _opt_bool(params, "diarization_enabled", False):
+    if opt_bool(params, "diarization_enabled", False):
         raise ProtocolError(errors.UNSUPPORTED,
                             "speaker diarization is not supported by realtime models")
-    if _opt_bool(params, "audio_event_detection_enabled", False):
+    if opt_bool(params, "audio_event_detection_enabled", False):
         raise ProtocolError(errors.UNSUPPORTED, "audio event detection is not supported")
     if params.get("special_word_filter"):
         raise ProtocolError(errors.UNSUPPORTED,
@@ -206,11 +187,8 @@ class InferenceConnection:
         self._closed = False
 
     async def run(self) -> None:
-        if not self.rt.keys.allows_headers(self.ws.headers):
-            await self.rt.deny(self.ws, 401, errors.INVALID_API_KEY, errors.UNAUTHORIZED_MESSAGE)
+        if not await self.rt.accept(self.ws):
             return
-        await self.ws.accept()
-        self.rt.metrics.connections.inc()
         try:
             await self._loop()
         except WebSocketDisconnect:

@@ -187,11 +187,8 @@ class RealtimeConnection:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
-        if not self.rt.keys.allows_headers(self.ws.headers):
-            await self.rt.deny(self.ws, 401, errors.INVALID_API_KEY, errors.UNAUTHORIZED_MESSAGE)
+        if not await self.rt.accept(self.ws):
             return
-        await self.ws.accept()
-        self.rt.metrics.connections.inc()
         self._sender = asyncio.create_task(self._send_loop())
         try:
             if await self._open():

@@ -8,7 +8,7 @@ from starlette.websockets import WebSocket
 
 from voxscope.config import Settings
 from voxscope.engine.hub import Engine
-from voxscope.protocols.errors import error_response
+from voxscope.protocols.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, error_response
 from voxscope.server.auth import KeyChecker
 from voxscope.server.capacity import Capacity
 from voxscope.server.metrics import Metrics
@@ -27,6 +27,15 @@ class Runtime:
         return cls(settings=settings, engine=engine or Engine(settings),
                    keys=KeyChecker(settings.api_keys), capacity=Capacity(settings.max_sessions),
                    metrics=Metrics())
+
+    async def accept(self, ws: WebSocket) -> bool:
+        """Check the API key of a WebSocket upgrade; accept it or refuse it with 401."""
+        if not self.keys.allows_headers(ws.headers):
+            await self.deny(ws, 401, INVALID_API_KEY, UNAUTHORIZED_MESSAGE)
+            return False
+        await ws.accept()
+        self.metrics.connections.inc()
+        return True
 
     async def deny(self, ws: WebSocket, status: int, code: str, message: str) -> None:
         """Refuse a WebSocket upgrade with an HTTP status and DashScope's JSON error body."""
