@@ -19,6 +19,7 @@ from voxscope.engine.types import DecodeOptions, Priority, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
 SR = 16000
+GAP_MIN_S = 0.8  # a speech region this long that got no words is decoded again on its own
 
 
 @dataclass
@@ -50,6 +51,7 @@ class _Window:
     start: int
     end: int
     audio: np.ndarray
+    regions: list[tuple[int, int]]
     future: Future | None = None
 
 
@@ -64,12 +66,14 @@ class _Segmenter:
     last_voice: int = 0
     window_start: int | None = None
     window_end: int = 0
-    closed: list[tuple[int, int]] = field(default_factory=list)
+    closed: list[tuple[int, int, list[tuple[int, int]]]] = field(default_factory=list)
+    regions: list[tuple[int, int]] = field(default_factory=list)  # speech in the open window
 
     def __post_init__(self) -> None:
         self.stream = self.vad.stream()
 
-    def feed(self, pcm: np.ndarray, final: bool = False) -> list[tuple[int, int]]:
+    def feed(self, pcm: np.ndarray,
+             final: bool = False) -> list[tuple[int, int, list[tuple[int, int]]]]:
         probs = self.stream.process(pcm)
         if final:
             probs = np.concatenate([probs, self.stream.flush()])
@@ -96,8 +100,8 @@ class _Segmenter:
                 self._add_region(self.region_start, self.last_voice + pad, max_len)
                 self.region_start = None
             if self.window_start is not None:
-                self.closed.append((self.window_start, self.window_end))
-                self.window_start = None
+                self.closed.append((self.window_start, self.window_end, self.regions))
+                self.window_start, self.regions = None, []
         out, self.closed = self.closed, []
         return out
 
@@ -105,10 +109,11 @@ class _Segmenter:
         if end <= start:
             return
         if self.window_start is not None and end - self.window_start > max_len:
-            self.closed.append((self.window_start, self.window_end))
-            self.window_start = None
+            self.closed.append((self.window_start, self.window_end, self.regions))
+            self.window_start, self.regions = None, []
         if self.window_start is None:
             self.window_start = start
+        self.regions.append((start, end))
         self.window_end = end
 
 
@@ -124,10 +129,10 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
                            task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
                            prompt=opts.prompt)
 
-    def submit(windows: list[tuple[int, int]]) -> None:
-        for start, end in windows:
+    def submit(windows: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
+        for start, end, regions in windows:
             audio = buf[max(start - buf_start, 0): max(end - buf_start, 0)].copy()
-            w = _Window(start, end, audio)
+            w = _Window(start, end, audio, regions)
             w.future = scheduler.submit(audio, decode, Priority.FINAL)
             inflight.append(w)
 
@@ -136,12 +141,15 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             w = inflight.pop(0)
             assert w.future is not None
             tr = w.future.result()
-            if tr is None or tr.empty:
+            raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
+            raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode), key=lambda x: x.start)
+            if not raw:
                 continue
-            words = finalize_words([x.shifted(w.start / SR) for x in tr.words], tr.language,
-                                   simplified=True, remove_fillers=opts.remove_disfluencies,
+            language = tr.language if tr is not None and not tr.empty else (opts.language or "")
+            words = finalize_words(raw, language, simplified=True,
+                                   remove_fillers=opts.remove_disfluencies,
                                    punctuation=opts.punctuation)
-            yield from _sentences(words, tr.language)
+            yield from _sentences(words, language)
 
     total = 0
     for chunk in chunks:
@@ -160,6 +168,30 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             progress(total / SR)
     submit(seg.feed(np.zeros(0, dtype=np.float32), final=True))
     yield from drain(0)
+
+
+def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,
+                  decode: DecodeOptions) -> list[Word]:
+    """Decode again the speech regions of a window that the window's transcript skipped.
+
+    Whisper sometimes jumps over a stretch of a long window (its timestamps leap ahead) and the
+    text of that stretch is simply missing. VAD knows where the speech was: a region of at least
+    GAP_MIN_S with no word in it gets its own decode, so nothing said is lost.
+    """
+    missing = []
+    for start, end in w.regions:
+        a, b = start / SR, end / SR
+        # A word stretched over seconds is the aligner papering over the skipped stretch.
+        if b - a >= GAP_MIN_S and not any(x.start < b and x.end > a and x.end - x.start <= 1.5
+                                          for x in words):
+            audio = w.audio[max(start - w.start, 0): max(end - w.start, 0)]
+            missing.append((a, scheduler.submit(audio, decode, Priority.FINAL)))
+    recovered: list[Word] = []
+    for offset, fut in missing:
+        tr = fut.result()
+        if tr is not None and not tr.empty:
+            recovered.extend(x.shifted(offset) for x in tr.words)
+    return recovered
 
 
 def _sentences(words: list[Word], language: str) -> Iterator[Sentence]:
