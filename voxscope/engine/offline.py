@@ -1,8 +1,9 @@
 """Whole-file transcription: VAD-cut windows of at most 30 s, decoded in batches.
 
 Audio is consumed as an iterator of chunks, so an hours-long file never sits in memory: only the
-audio of windows not yet decoded is kept. Silence between speech is skipped (never decoded), which
-is where most of the speed-up over plain faster-whisper comes from, together with batching.
+audio of windows not yet decoded is kept. Silence between speech is never decoded and windows are
+batched; how much faster than plain faster-whisper that is depends on how much silence a file has
+(see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
