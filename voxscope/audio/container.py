@@ -30,6 +30,7 @@ import av
 import av.error
 import numpy as np
 
+from .demux import tolerant_frames
 from .errors import AudioFormatError
 from .pcm import not_mono, rate_mismatch
 from .resample import MonoResampler, concat
@@ -266,9 +267,6 @@ class _Decoder:
         resampler = MonoResampler(self.target_rate)
         drop_first = spec.drop_first_frame
         rate = 0  # the stream's rate, from its first decoded frame
-        decoded_any = False
-        failures = consecutive = 0
-        last_error = ""
         emitted = 0
         # Output past the tagged MP3 length is held back: it is the encoder's end
         # padding, unless the stream goes on well past it (e.g. a wrong tag), in
@@ -290,42 +288,31 @@ class _Decoder:
                 emitted += out.size
                 self.emit(out)
 
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as e:
-                # A damaged packet is skipped; a run of them means garbage input.
-                failures += 1
-                consecutive += 1
-                last_error = e.strerror or str(e)
-                if consecutive > _MAX_CONSECUTIVE_DECODE_ERRORS:
-                    raise _corrupt(spec.fmt, e, "a complete frame") from None
+        frames = tolerant_frames(
+            container, stream, _MAX_CONSECUTIVE_DECODE_ERRORS,
+            on_corrupt=lambda e, _: _corrupt(spec.fmt, e, "a complete frame"),
+            on_nothing=lambda last: AudioFormatError(
+                f"no audio could be decoded from the '{spec.fmt}' data ({last})"),
+        )
+        for frame in frames:
+            # Checked per frame, not only from the stream header: HE-AAC's real
+            # rate and parametric stereo only show once a frame is decoded.
+            if frame.layout.nb_channels != 1:
+                raise not_mono(frame.layout.nb_channels, where)
+            if not rate:
+                rate = frame.sample_rate
+                if spec.check_rate and rate != self.declared_rate:
+                    raise rate_mismatch(self.declared_rate, rate, where)
+                self.input_rate = rate
+            elif frame.sample_rate != rate:
+                raise AudioFormatError(
+                    f"the sample rate changed mid-stream from {rate} to {frame.sample_rate} Hz"
+                )
+            self.on_audio()
+            if drop_first:
+                drop_first = False
                 continue
-            consecutive = 0
-            for frame in frames:
-                # Checked per frame, not only from the stream header: HE-AAC's real
-                # rate and parametric stereo only show once a frame is decoded.
-                if frame.layout.nb_channels != 1:
-                    raise not_mono(frame.layout.nb_channels, where)
-                if not rate:
-                    rate = frame.sample_rate
-                    if spec.check_rate and rate != self.declared_rate:
-                        raise rate_mismatch(self.declared_rate, rate, where)
-                    self.input_rate = rate
-                elif frame.sample_rate != rate:
-                    raise AudioFormatError(
-                        f"the sample rate changed mid-stream from {rate} to {frame.sample_rate} Hz"
-                    )
-                decoded_any = True
-                self.on_audio()
-                if drop_first:
-                    drop_first = False
-                    continue
-                emit(resampler.frame(frame))
-        if failures and not decoded_any:
-            raise AudioFormatError(
-                f"no audio could be decoded from the '{spec.fmt}' data ({last_error})"
-            )
+            emit(resampler.frame(frame))
         if rate:
             emit(resampler.flush())
 

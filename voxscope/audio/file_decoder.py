@@ -10,6 +10,7 @@ import av
 import av.error
 import numpy as np
 
+from .demux import tolerant_frames
 from .errors import AudioFormatError
 from .resample import MonoResampler, concat
 
@@ -49,40 +50,29 @@ def _iter_decoded(source: Source, target_rate: int) -> Iterator[np.ndarray]:
         )
         resampler: MonoResampler | None = None
         setup: tuple[str, str, int] | None = None
-        decoded_any = False
-        failures = consecutive = 0
-        last_error = ""
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.FFmpegError as e:
-                failures += 1
-                consecutive += 1
-                last_error = e.strerror or str(e)
-                if consecutive > _MAX_CONSECUTIVE_DECODE_ERRORS:
-                    raise AudioFormatError(f"the file's audio is corrupt ({last_error})") from None
+        frames = tolerant_frames(
+            container, stream, _MAX_CONSECUTIVE_DECODE_ERRORS,
+            on_corrupt=lambda _, last: AudioFormatError(f"the file's audio is corrupt ({last})"),
+            on_nothing=lambda last: AudioFormatError(
+                f"no audio could be decoded from the file ({last})"),
+        )
+        for frame in frames:
+            if drop_first:
+                drop_first = False
                 continue
-            consecutive = 0
-            for frame in frames:
-                decoded_any = True
-                if drop_first:
-                    drop_first = False
-                    continue
-                # A resampler is tied to one input layout/rate; some files change
-                # them mid-stream, so start a new one (after draining the old).
-                key = (frame.format.name, frame.layout.name, frame.sample_rate)
-                if key != setup:
-                    if resampler is not None:
-                        tail = resampler.flush()
-                        if tail.size:
-                            yield tail
-                    resampler, setup = MonoResampler(target_rate), key
-                assert resampler is not None
-                out = resampler.frame(frame)
-                if out.size:
-                    yield out
-        if failures and not decoded_any:
-            raise AudioFormatError(f"no audio could be decoded from the file ({last_error})")
+            # A resampler is tied to one input layout/rate; some files change
+            # them mid-stream, so start a new one (after draining the old).
+            key = (frame.format.name, frame.layout.name, frame.sample_rate)
+            if key != setup:
+                if resampler is not None:
+                    tail = resampler.flush()
+                    if tail.size:
+                        yield tail
+                resampler, setup = MonoResampler(target_rate), key
+            assert resampler is not None
+            out = resampler.frame(frame)
+            if out.size:
+                yield out
         if resampler is not None:
             tail = resampler.flush()
             if tail.size:

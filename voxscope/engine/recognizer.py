@@ -163,7 +163,6 @@ class RecognizerStats:
     finals_emitted: int = 0
     speculative_hits: int = 0
     speculative_misses: int = 0
-    first_partial_latencies: list[float] = field(default_factory=list)
 
 
 class StreamingRecognizer:
@@ -343,8 +342,8 @@ class StreamingRecognizer:
                              word_timestamps=True, prompt=cfg.prompt)
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
-                key: object | None = None) -> asyncio.Future:
-        return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key))
+                key: object | None = None, first: bool = False) -> asyncio.Future:
+        return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key, first))
 
     def _speculate(self, s: _Sentence, end: int) -> None:
         if s.spec_future is not None and not s.spec_future.done():
@@ -397,8 +396,8 @@ class StreamingRecognizer:
         # Trailing silence gives Whisper room to invent (repeat) text: stop the window shortly
         # after the last voiced frame.
         end = min(now, s.speech_end + self._ms(cfg.tail_ms))
-        fut = asyncio.wrap_future(self._sched.submit(self._buf.slice(s.start, end), opts,
-                                                     Priority.PARTIAL, key, first=s.partial_seq == 1))
+        fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key,
+                           first=s.partial_seq == 1)
         s.partial_future = fut
         self._spawn(self._deliver_partial(s, s.partial_seq, now, fut))
 

@@ -122,7 +122,7 @@ class WhisperBackend:
         tails: list[tuple[int, float]] = []
         for b, ((_audio, opts), res) in enumerate(zip(items, raw, strict=True)):
             duration = contents[b] * HOP / SAMPLE_RATE
-            tr = self._parse(res, tokenizers[b], prompts[b], langs[b], lang_probs[b], duration)
+            tr = self._parse(res, tokenizers[b], langs[b], lang_probs[b], duration)
             if opts.temperature_fallback and self._degenerate(tr):
                 tr = self._fallback(enc, b, batch.shape[0], tokenizers[b], prompts[b], tr,
                                     langs[b], lang_probs[b], duration)
@@ -233,7 +233,7 @@ class WhisperBackend:
             prompt.extend(tok.encode(" " + opts.prefix.strip())[: half - 1])
         return prompt
 
-    def _parse(self, res, tok: Tokenizer, prompt: list[int], lang: str, lang_prob: float,
+    def _parse(self, res, tok: Tokenizer, lang: str, lang_prob: float,
                duration: float) -> Transcript:
         seq: list[int] = list(res.sequences_ids[0])
         # CTranslate2 returns the forced prefix (tokens after the SOT sequence) with the result.
@@ -315,7 +315,7 @@ class WhisperBackend:
                 return_no_speech_prob=True, suppress_blank=True,
                 suppress_tokens=get_suppressed_tokens(tok, [-1]), max_initial_timestamp_index=50,
             )[0]
-            tr = self._parse(res, tok, prompt, lang, lang_prob, duration)
+            tr = self._parse(res, tok, lang, lang_prob, duration)
             candidates.append(tr)
             if not self._degenerate(tr):
                 return tr

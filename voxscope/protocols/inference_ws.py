@@ -22,6 +22,7 @@ from voxscope.audio import SUPPORTED_FORMATS, AudioFormatError, StreamDecoder
 from voxscope.config import Profile
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.protocols import errors
+from voxscope.protocols.audio_io import decode
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
 from voxscope.protocols.params import opt_bool, opt_number
@@ -304,7 +305,7 @@ class InferenceConnection:
         task.finishing = True
         try:
             assert task.recognizer is not None
-            tail = await self._decode(task, task.decoder.flush)
+            tail = await decode(task.decoder, task.decoder.flush)
             task.recognizer.feed(tail)
             await task.recognizer.finish()
         except AudioFormatError as exc:
@@ -335,7 +336,7 @@ class InferenceConnection:
         task.last_audio = time.monotonic()
         task.audio_bytes += len(data)
         try:
-            pcm = await self._decode(task, task.decoder.feed, data)
+            pcm = await decode(task.decoder, task.decoder.feed, data)
         except AudioFormatError as exc:
             await self._fail_task(exc.code, exc.message)
             return
@@ -352,14 +353,6 @@ class InferenceConnection:
             await self._fail_task(errors.INVALID_PARAMETER,
                                   f"task exceeds the maximum of "
                                   f"{self.rt.settings.max_task_audio_s:.0f} s of audio")
-
-    @staticmethod
-    async def _decode(task: _Task, fn, *args):
-        # Compressed formats are decoded by FFmpeg on the decoder's thread and feed() waits for
-        # it: keep that wait off the event loop. Raw PCM/WAV is plain numpy, cheaper inline.
-        if task.req.fmt in ("pcm", "wav"):
-            return fn(*args)
-        return await asyncio.to_thread(fn, *args)
 
     # -- results ----------------------------------------------------------------------------------
     def _emitter(self, task: _Task):

@@ -34,6 +34,7 @@ from voxscope.engine.offline import OfflineOptions
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.engine.text import is_cjk
 from voxscope.protocols import errors
+from voxscope.protocols.audio_io import decode
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -198,9 +199,7 @@ class RealtimeConnection:
         finally:
             self.rt.metrics.connections.dec()
             self._release()
-            await self._out.put(None)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._sender, 5)
+            await self._stop_sender()
 
     async def _open(self) -> bool:
         profile = self.rt.settings.profile(self.model)
@@ -339,10 +338,7 @@ class RealtimeConnection:
         if not data:
             return
         decoder = self._ensure_decoder()
-        if FORMATS[self.cfg.fmt] == "pcm":
-            pcm = decoder.feed(data)
-        else:
-            pcm = await asyncio.to_thread(decoder.feed, data)
+        pcm = await decode(decoder, decoder.feed, data)
         self._take_audio(pcm)
 
     def _take_audio(self, pcm: np.ndarray) -> None:
@@ -478,8 +474,7 @@ class RealtimeConnection:
         self._finishing = True
         if self._decoder is not None:
             try:
-                tail = (self._decoder.flush() if FORMATS[self.cfg.fmt] == "pcm"
-                        else await asyncio.to_thread(self._decoder.flush))
+                tail = await decode(self._decoder, self._decoder.flush)
                 self._take_audio(tail)
             except (AudioFormatError, ClientError) as exc:
                 self._error("invalid_request_error", "invalid_audio", getattr(exc, "message", str(exc)))
@@ -494,12 +489,7 @@ class RealtimeConnection:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         self._emit({"type": "session.finished", "transcript": "".join(self._transcript)})
-        await self._out.put(None)
-        if self._sender is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._sender, 10)
-        with contextlib.suppress(Exception):
-            await self.ws.close(1000)
+        await self._close(1000, "session finished")
 
     # -- output ------------------------------------------------------------------------------------
     def _emit(self, event: dict) -> None:
@@ -514,12 +504,19 @@ class RealtimeConnection:
     async def _fatal(self, code: str, message: str) -> None:
         self._error("server_error" if code == errors.THROTTLING else "invalid_request_error",
                     code, message)
+        await self._close(1000 if code != errors.THROTTLING else 1013, code[:100])
+
+    async def _stop_sender(self) -> None:
+        """Let every queued event go out, then end the sender."""
         await self._out.put(None)
         if self._sender is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._sender, 5)
+                await asyncio.wait_for(self._sender, 10)
+
+    async def _close(self, code: int, reason: str) -> None:
+        await self._stop_sender()
         with contextlib.suppress(Exception):
-            await self.ws.close(1000 if code != errors.THROTTLING else 1013, code[:100])
+            await self.ws.close(code, reason)
 
     async def _send_loop(self) -> None:
         while True:
