@@ -141,6 +141,23 @@ def pcm16(path: str | Path, rate: int = 16000) -> bytes:
     return np.concatenate(out).astype("<i2").tobytes()
 
 
+def clip_pcm(clip_id: str, rate: int = 16000) -> bytes:
+    """A manifest clip as raw s16le mono at `rate`."""
+    return pcm16(str(clip(clip_id)["file"]), rate)
+
+
+def trim_silence(pcm: bytes, rate: int = 16000, rel: float = 0.05, pad_s: float = 0.05) -> bytes:
+    """Cut leading/trailing low-energy audio (10 ms frames under `rel` x the loudest frame)."""
+    x = np.frombuffer(pcm, "<i2").astype(np.float64)
+    hop = rate // 100
+    n = len(x) // hop
+    energy = np.sqrt((x[: n * hop].reshape(n, hop) ** 2).mean(axis=1))
+    loud = np.nonzero(energy > rel * energy.max())[0]
+    pad = int(pad_s * 100)
+    begin, end = max(int(loud[0]) - pad, 0) * hop, min(int(loud[-1]) + 1 + pad, n) * hop
+    return pcm[2 * begin : 2 * end]
+
+
 def silence_pcm(seconds: float, rate: int = 16000) -> bytes:
     return bytes(int(seconds * rate) * 2)
 

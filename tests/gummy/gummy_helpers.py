@@ -21,7 +21,7 @@ from dashscope.audio.asr import (
 )
 from dashscope.audio.asr.translation_recognizer import WordObj
 
-from tests.support import clip, error_rate, pcm16
+from tests.support import clip, error_rate
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 # "Text matches" for transcriptions, as in tests/protocols: whisper-base hears en_ldc93s1 as "She had a
@@ -31,10 +31,6 @@ MAX_ERROR_FOR = {"en_ldc93s1": 0.5}
 
 
 # -- audio -----------------------------------------------------------------------------------------
-def clip_pcm(clip_id: str) -> bytes:
-    return pcm16(str(clip(clip_id)["file"]), 16000)
-
-
 # -- callback recording ----------------------------------------------------------------------------
 @dataclass
 class Call:

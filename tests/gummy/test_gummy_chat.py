@@ -19,15 +19,13 @@ from tests.gummy.gummy_helpers import (
     cancel_silence_timer,
     check_english_translation,
     check_transcription,
-    clip_pcm,
     error_text,
     raw,
     send_stream,
     start,
     stop_within,
 )
-from tests.protocols.inference_helpers import trim_silence
-from tests.support import clip, norm_words, silence_pcm, wav_bytes
+from tests.support import clip, clip_pcm, norm_words, silence_pcm, trim_silence, wav_bytes
 
 MODEL = "gummy-chat-v1"
 FIRST = "zh_paddlespeech_zh"  # 5.0 s: "我认为跑步最重要的就是给我带来了身体健康"

@@ -20,7 +20,6 @@ from tests.gummy.gummy_helpers import (
     cancel_silence_timer,
     check_english_translation,
     check_transcription,
-    clip_pcm,
     error_text,
     is_sentence_end,
     latin_share,
@@ -29,7 +28,7 @@ from tests.gummy.gummy_helpers import (
     start,
     stop_within,
 )
-from tests.support import clip
+from tests.support import clip, clip_pcm
 
 MODEL = "gummy-realtime-v1"
 ZH = "zh_paddlespeech_zh"  # 5.0 s, "我认为跑步最重要的就是给我带来了身体健康"

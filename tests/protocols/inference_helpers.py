@@ -21,7 +21,7 @@ import numpy as np
 import websocket
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import clip, error_rate, pcm16
+from tests.support import clip, error_rate
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 SENTENCE_PUNCTUATION = ".。!！?？"
@@ -44,22 +44,6 @@ def sdk_at(ws_url: str, api_key: str = "test-key") -> Iterator[None]:
 
 
 # -- audio -----------------------------------------------------------------------------------------
-def clip_pcm(clip_id: str, rate: int = 16000) -> bytes:
-    return pcm16(str(clip(clip_id)["file"]), rate)
-
-
-def trim_silence(pcm: bytes, rate: int = 16000, rel: float = 0.05, pad_s: float = 0.05) -> bytes:
-    """Cut leading/trailing low-energy audio (10 ms frames under `rel` x the loudest frame)."""
-    x = np.frombuffer(pcm, "<i2").astype(np.float64)
-    hop = rate // 100
-    n = len(x) // hop
-    energy = np.sqrt((x[: n * hop].reshape(n, hop) ** 2).mean(axis=1))
-    loud = np.nonzero(energy > rel * energy.max())[0]
-    pad = int(pad_s * 100)
-    begin, end = max(int(loud[0]) - pad, 0) * hop, min(int(loud[-1]) + 1 + pad, n) * hop
-    return pcm[2 * begin : 2 * end]
-
-
 def as_float(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
 

@@ -14,15 +14,8 @@ import pytest
 from dashscope.audio.asr import Recognition
 
 from tests.audio.media import encode, speex_encode
-from tests.protocols.inference_helpers import (
-    as_float,
-    check_call_result,
-    check_failed_call,
-    clip_pcm,
-    good_call,
-    write,
-)
-from tests.support import clip
+from tests.protocols.inference_helpers import as_float, check_call_result, check_failed_call, good_call, write
+from tests.support import clip, clip_pcm
 
 EN = "en_ldc93s1"
 ZH = "zh_funasr_asr_example"

@@ -18,12 +18,11 @@ from tests.protocols.inference_helpers import (
     Recorder,
     assert_matches,
     check_streamed_run,
-    clip_pcm,
     good_call,
     sdk_at,
     stream_recognition,
 )
-from tests.support import ServerProcess
+from tests.support import ServerProcess, clip_pcm
 
 CAP = 65536
 EN = "en_ldc93s1"

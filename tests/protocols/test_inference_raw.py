@@ -15,7 +15,6 @@ import pytest
 from tests.protocols.inference_helpers import (
     assert_matches,
     check_task_failed,
-    clip_pcm,
     finish_task,
     good_call,
     new_task_id,
@@ -27,7 +26,7 @@ from tests.protocols.inference_helpers import (
     wait_closed,
     wait_for,
 )
-from tests.support import silence_pcm
+from tests.support import clip_pcm, silence_pcm
 
 EN = "en_ldc93s1"
 

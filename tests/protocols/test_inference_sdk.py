@@ -26,16 +26,14 @@ from tests.protocols.inference_helpers import (
     check_call_result,
     check_failed_call,
     check_streamed_run,
-    clip_pcm,
     good_call,
     sdk_at,
     send_stream,
     start_recognition,
     stream_recognition,
-    trim_silence,
     write,
 )
-from tests.support import clip, error_rate, silence_pcm, wav_bytes
+from tests.support import clip, clip_pcm, error_rate, silence_pcm, trim_silence, wav_bytes
 
 EN = "en_ldc93s1"  # 2.9 s
 ZH = "zh_funasr_asr_example"  # 5.5 s

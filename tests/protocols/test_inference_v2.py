@@ -11,8 +11,8 @@ import time
 import dashscope
 import pytest
 
-from tests.protocols.inference_helpers import HEX32, assert_matches, clip_pcm
-from tests.support import silence_pcm
+from tests.protocols.inference_helpers import HEX32, assert_matches
+from tests.support import clip_pcm, silence_pcm
 
 EN = "en_ldc93s1"
 pytestmark = [pytest.mark.filterwarnings("ignore:dashscope 2.0 audio API is a preview:FutureWarning"),
