@@ -28,12 +28,14 @@ class Profile(BaseModel):
 
     name: str = ""
     aliases: list[str] = Field(default_factory=list)
-    kind: Literal["recognition", "translation", "chat", "realtime", "file"] = "recognition"
+    kind: Literal["recognition", "translation", "chat", "realtime", "file", "sync"] = "recognition"
     model: str = "whisper-base"
     sample_rates: list[int] | Literal["any"] = "any"
     languages: list[str] | None = None  # None: every language the local model knows
     hotwords: bool = True
     punctuation: Literal["always", "optional"] = "always"
+    # file profiles: which result document shape ("qwen": one file_url; "paraformer": file_urls)
+    file_form: Literal["qwen", "paraformer"] = "paraformer"
 
     def accepts_rate(self, rate: int) -> bool:
         return self.sample_rates == "any" or rate in self.sample_rates
@@ -64,12 +66,31 @@ class Settings(BaseSettings):
     partial_interval_s: float = 0.6
     max_task_audio_s: float = 4 * 3600.0
 
+    # storage and file tasks
+    database_url: str | None = None  # None: SQLite in data_dir (PostgreSQL URL for many machines)
+    queue_url: str | None = None  # None: SQLite queue in data_dir; redis://host:port/db to share
+    workers: int = 1  # in-process file-task workers of `serve` (0: only separate `voxscope worker`s)
+    public_url: str | None = None  # base of links handed out (transcription_url, upload host)
+    secret_key: str | None = None  # signs result links and upload policies (generated if unset)
+    result_ttl_s: float = 24 * 3600.0  # how long a transcription_url stays valid
+    fetch_timeout_s: float = 300.0
+    fetch_allow_private: bool = False  # allow file_url to point at loopback/private addresses
+    file_roots: list[Path] = Field(default_factory=list)  # folders file:// input may read from
+    task_lease_s: float = 30.0  # a running task whose worker stops renewing this long is resumed
+    checkpoint_s: float = 60.0  # persist file-task progress after at least this much audio
+    max_async_bytes: int = 2 << 30
+    max_async_seconds: float = 12 * 3600.0
+    max_sync_bytes: int = 10 << 20
+    max_sync_seconds: float = 300.0
+    max_upload_bytes: int = 100 << 20
+    max_vocabularies: int = 10  # hot-word vocabularies per API key
+
     profiles: dict[str, Profile] = Field(default_factory=dict)
     models: dict[str, LocalModel] = Field(default_factory=dict)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "file_roots", mode="before")
     @classmethod
-    def _split_keys(cls, v: Any) -> Any:
+    def _split_list(cls, v: Any) -> Any:
         if isinstance(v, str):
             return [k.strip() for k in v.split(",") if k.strip()]
         return v
@@ -87,6 +108,12 @@ class Settings(BaseSettings):
             if name in p.aliases:
                 return p
         return None
+
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'voxscope.db').resolve()}"
+
+    def queue_target(self) -> str:
+        return self.queue_url or f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
 
     def loopback_only(self) -> bool:
         if self.host in ("localhost",):

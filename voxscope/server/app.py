@@ -15,6 +15,7 @@ from voxscope import __version__
 from voxscope.config import Settings
 from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
+from voxscope.protocols.rest import install_error_handlers
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt.engine.preload()
         yield
         rt.engine.close()
+        rt.db.close()
 
     app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
+    install_error_handlers(app)
+    # REST routers (each protocol module exposes `router`); all live under /api/v1 like DashScope.
+    for router in _rest_routers():
+        app.include_router(router)
 
     @app.websocket("/api-ws/v1/inference")
     @app.websocket("/api-ws/v1/inference/")
@@ -73,3 +79,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                                                       "message": str(exc) or "internal error"})
 
     return app
+
+
+def _rest_routers() -> list:
+    from voxscope.protocols import vocabulary_rest
+
+    return [vocabulary_rest.router]

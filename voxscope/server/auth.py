@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping
 
@@ -41,3 +42,10 @@ class KeyChecker:
 
     def allows_headers(self, headers: Mapping[str, str]) -> bool:
         return self.allows(bearer_key(headers))
+
+    def owner(self, key: str | None) -> str:
+        """Who stored data belongs to: a hash of the key (rows never hold keys); with no keys
+        configured everyone is the same (empty) owner."""
+        if not self._keys or not key:
+            return ""
+        return hashlib.sha256(key.encode()).hexdigest()[:32]

@@ -12,6 +12,8 @@ from voxscope.protocols.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, err
 from voxscope.server.auth import KeyChecker
 from voxscope.server.capacity import Capacity
 from voxscope.server.metrics import Metrics
+from voxscope.storage.database import Database
+from voxscope.storage.signing import Signer, load_secret
 
 
 @dataclass
@@ -21,12 +23,16 @@ class Runtime:
     keys: KeyChecker
     capacity: Capacity
     metrics: Metrics
+    db: Database
+    signer: Signer
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(settings=settings, engine=engine or Engine(settings),
                    keys=KeyChecker(settings.api_keys), capacity=Capacity(settings.max_sessions),
-                   metrics=Metrics())
+                   metrics=Metrics(), db=Database(settings.db_url()),
+                   signer=Signer(load_secret(settings.secret_key, settings.data_dir)))
 
     async def accept(self, ws: WebSocket) -> bool:
         """Check the API key of a WebSocket upgrade; accept it or refuse it with 401."""

@@ -1,0 +1,77 @@
+"""What every REST endpoint shares: API-key check, JSON body reading, DashScope error envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from voxscope.protocols import errors
+from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
+from voxscope.server.auth import bearer_key
+
+log = logging.getLogger(__name__)
+
+MAX_JSON_BYTES = 16 << 20  # a sync call's base64 data URI (10 MB of audio) fits
+
+
+def caller(request: Request) -> str:
+    """Check the request's API key; returns the owner id its data is stored under."""
+    rt = request.app.state.runtime
+    key = bearer_key(request.headers)
+    if not rt.keys.allows(key):
+        raise ProtocolError(errors.INVALID_API_KEY, errors.UNAUTHORIZED_MESSAGE, 401)
+    return rt.keys.owner(key)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_JSON_BYTES:
+        raise ProtocolError(errors.INVALID_PARAMETER,
+                            f"request body larger than {MAX_JSON_BYTES >> 20} MB", 413)
+    try:
+        body = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(errors.INVALID_PARAMETER, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(errors.INVALID_PARAMETER, "request body must be a JSON object")
+    return body
+
+
+def section(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProtocolError(errors.INVALID_PARAMETER, f"'{name}' must be an object")
+    return value
+
+
+def ok(payload: dict[str, Any], request_id: str | None = None) -> JSONResponse:
+    return JSONResponse({"request_id": request_id or new_request_id(), **payload})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every REST failure answers with DashScope's envelope `{request_id, code, message}`."""
+
+    @app.exception_handler(ProtocolError)
+    async def _protocol(request: Request, exc: ProtocolError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        return error_response(400, errors.INVALID_PARAMETER,
+                              f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: errors.INVALID_API_KEY, 404: "NotFound", 405: "MethodNotAllowed"}.get(
+            exc.status_code, errors.INVALID_PARAMETER)
+        return error_response(exc.status_code, code, str(exc.detail))

@@ -1,0 +1,1 @@
+"""Durable state: the database (vocabularies, file tasks and their progress) and stored files."""
