@@ -4,10 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian tools the tests use to make test audio: speexenc (Ogg/Speex; FFmpeg has no Speex encoder).
-if ! command -v speexenc >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq speex >/dev/null) \
-    || echo "warning: could not install speex; Ogg/Speex tests will be skipped" >&2
+# Debian tools the tests use: speexenc (Ogg/Speex test audio; FFmpeg has no Speex encoder) and
+# redis-server (the many-machines task queue test).
+missing=""
+command -v speexenc >/dev/null 2>&1 || missing="$missing speex"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
+    || echo "warning: could not install$missing; tests that need them will be skipped" >&2
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voxscope.engine.hotwords import Hotword, apply_hotwords, decoder_prompt
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, finalize_words
 from voxscope.engine.types import DecodeOptions, Priority, Word
@@ -38,6 +39,7 @@ class OfflineOptions:
     allowed_languages: tuple[str, ...] | None = None
     task: str = "transcribe"
     prompt: str | None = None
+    hotwords: tuple[Hotword, ...] = ()
     vad_threshold: float = 0.5
     min_silence_ms: int = 600  # a pause at least this long separates speech regions
     speech_pad_ms: int = 200
@@ -128,7 +130,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
     inflight: list[_Window] = []
     decode = DecodeOptions(language=opts.language, allowed_languages=opts.allowed_languages,
                            task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
-                           prompt=opts.prompt)
+                           prompt=decoder_prompt(opts.hotwords, opts.prompt))
 
     def submit(windows: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
         for start, end, regions in windows:
@@ -150,7 +152,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             words = finalize_words(raw, language, simplified=True,
                                    remove_fillers=opts.remove_disfluencies,
                                    punctuation=opts.punctuation)
-            yield from _sentences(words, language)
+            yield from _sentences(apply_hotwords(words, opts.hotwords), language)
 
     total = 0
     for chunk in chunks:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voxscope.engine.hotwords import Hotword, apply_hotwords, decoder_prompt
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, close_sentence, ends_sentence, finalize_words, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
@@ -49,7 +50,8 @@ class RecognizerConfig:
     vad_threshold: float = 0.5
     remove_disfluencies: bool = False
     punctuation: bool = True
-    prompt: str | None = None
+    prompt: str | None = None  # context text (update_context, corpus)
+    hotwords: tuple[Hotword, ...] = ()  # from a vocabulary: prompt bias + near-miss correction
     partials: bool = True
     partial_interval_s: float = 0.6
     min_partial_speech_ms: int = 400
@@ -339,7 +341,7 @@ class StreamingRecognizer:
         cfg = self.config
         return DecodeOptions(language=cfg.language, allowed_languages=cfg.allowed_languages,
                              task=cfg.task, beam_size=cfg.final_beam, full_window=True,
-                             word_timestamps=True, prompt=cfg.prompt)
+                             word_timestamps=True, prompt=decoder_prompt(cfg.hotwords, cfg.prompt))
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
                 key: object | None = None, first: bool = False) -> asyncio.Future:
@@ -389,7 +391,7 @@ class StreamingRecognizer:
         opts = DecodeOptions(language=s.language or cfg.language,
                              allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
                              full_window=False, word_timestamps=False, prefix=s.committed or None,
-                             prompt=cfg.prompt, temperature_fallback=False)
+                             prompt=decoder_prompt(cfg.hotwords, cfg.prompt), temperature_fallback=False)
         # Previews are coalesced per sentence: a newer one replaces a queued older one.
         key = (id(self), s.start)
         self._partial_keys.add(key)
@@ -430,6 +432,7 @@ class StreamingRecognizer:
         words = finalize_words([w.shifted(offset) for w in tr.words], tr.language,
                                simplified=True, remove_fillers=self.config.remove_disfluencies,
                                punctuation=self.config.punctuation)
+        words = apply_hotwords(words, self.config.hotwords)
         stable = len(s.committed) if text.startswith(s.committed) else 0
         result = SentenceResult(
             sentence_id=s.sid, begin_ms=int(s.start * 1000 / SR), end_ms=None,
@@ -506,6 +509,7 @@ class StreamingRecognizer:
         words = finalize_words([w.shifted(offset) for w in tr.words], tr.language,
                                simplified=True, remove_fillers=self.config.remove_disfluencies,
                                punctuation=self.config.punctuation)
+        words = apply_hotwords(words, self.config.hotwords)
         if not words:
             await self._emit_empty(s, tr)
             return

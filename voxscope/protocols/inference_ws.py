@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,13 +21,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voxscope.audio import SUPPORTED_FORMATS, AudioFormatError, StreamDecoder
 from voxscope.config import Profile
+from voxscope.engine.hotwords import Hotword, hotwords_from
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.protocols import errors
 from voxscope.protocols.audio_io import decode
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
 from voxscope.protocols.params import opt_bool, opt_number
+from voxscope.server.auth import bearer_key
 from voxscope.server.runtime import Runtime
+from voxscope.storage.vocabularies import VocabularyError, VocabularyStore
 
 log = logging.getLogger(__name__)
 
@@ -134,15 +138,28 @@ def _refuse_unsupported(params: dict[str, Any], payload: dict[str, Any], profile
         raise ProtocolError(errors.UNSUPPORTED,
                             "sensitive word filtering is not supported by realtime models")
     vocabulary_id = params.get("vocabulary_id")
-    if vocabulary_id:
+    if vocabulary_id is not None:
+        if not isinstance(vocabulary_id, str) or not vocabulary_id:
+            raise ProtocolError(errors.INVALID_PARAMETER, "vocabulary_id must be a non-empty string")
         if not profile.hotwords:
             raise ProtocolError(errors.UNSUPPORTED, f"model {model} does not support hotwords")
-        raise ProtocolError(errors.INVALID_PARAMETER, f"vocabulary not found: {vocabulary_id}")
     resources = payload.get("resources")
     if resources:
         raise ProtocolError(errors.UNSUPPORTED,
                             "asr_phrase resources (phrase_id) are not supported; "
                             "use vocabulary_id hotwords instead")
+
+
+async def load_hotwords(rt: Runtime, headers: Mapping[str, str],
+                        vocabulary_id: str) -> tuple[Hotword, ...]:
+    """The words of the caller's vocabulary; an id of another key is as unknown as a wrong one."""
+    owner = rt.keys.owner(bearer_key(headers))
+    store = VocabularyStore(rt.db, rt.settings.max_vocabularies)
+    try:
+        record = await asyncio.to_thread(store.get, owner, vocabulary_id)
+    except VocabularyError as exc:
+        raise ProtocolError(exc.code, exc.message) from None
+    return hotwords_from(record.words)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -258,6 +275,10 @@ class InferenceConnection:
             return
         try:
             req = parse_run_task(msg, self.rt)
+            vocabulary_id = ((msg.get("payload") or {}).get("parameters") or {}).get("vocabulary_id")
+            if vocabulary_id:
+                req.recognizer.hotwords = await load_hotwords(self.rt, self.ws.headers,
+                                                              vocabulary_id)
         except ProtocolError as exc:
             await self._fail_connection(exc.code, exc.message, task_id)
             return
