@@ -1,4 +1,4 @@
-"""Command line: `voxscope serve`, `voxscope transcribe`, `voxscope models`."""
+"""Command line: `voxscope serve`, `voxscope worker`, `voxscope transcribe`, `voxscope models`."""
 
 from __future__ import annotations
 
@@ -61,6 +61,43 @@ def serve(
     fastapi_app = create_app(settings)
     uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level,
                 ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+
+
+@app.command()
+def worker(
+    data_dir: Path = typer.Option(None, help="Folder for the database and work files"),
+    config: Path = typer.Option(None, help="YAML config file (queue_url, database_url, ...)"),
+    workers: int = typer.Option(None, help="Tasks run at once by this process (default 1)"),
+    log_level: str = typer.Option("info", help="debug, info, warning, error"),
+) -> None:
+    """Run file-transcription tasks from the shared queue (no HTTP): add these on more machines,
+    pointing at the same `queue_url` (Redis) and `database_url` as the API process."""
+    import signal
+    import threading
+
+    from voxscope.engine.hub import Engine
+    from voxscope.jobs.workers import TaskService
+    from voxscope.storage.database import Database
+
+    settings = _settings(config, data_dir=data_dir, workers=workers)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(settings)
+    engine.preload()
+    db = Database(settings.db_url())
+    service = TaskService(settings, db, engine)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    count = max(settings.workers, 1)
+    service.start_workers(count)
+    typer.echo(f"voxscope worker: {count} task worker(s) on queue {settings.queue_target()}",
+               err=True)
+    stop.wait()
+    typer.echo("voxscope worker: stopping (running tasks are handed back)", err=True)
+    service.stop()
+    engine.close()
+    db.close()
 
 
 class OutputFormat(StrEnum):

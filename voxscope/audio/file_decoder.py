@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import av
@@ -33,8 +34,12 @@ def _open(source: Source) -> av.container.InputContainer:
         ) from None
 
 
-def _iter_decoded(source: Source, target_rate: int) -> Iterator[np.ndarray]:
-    """Yield float32 mono blocks at ``target_rate`` in order, one per decoded frame."""
+def _iter_decoded(source: Source, target_rate: int,
+                  channel: int | None = None) -> Iterator[np.ndarray]:
+    """Yield float32 mono blocks at ``target_rate`` in order, one per decoded frame.
+
+    ``channel`` picks one track of a multi-channel file; None mixes all tracks down.
+    """
     container = _open(source)
     try:
         if not container.streams.audio:
@@ -42,6 +47,11 @@ def _iter_decoded(source: Source, target_rate: int) -> Iterator[np.ndarray]:
         stream = container.streams.audio[0]
         if stream.codec_context is None:
             raise AudioFormatError("the file's audio codec is not supported")
+        channels = stream.codec_context.channels or 1
+        if channel is not None and not 0 <= channel < channels:
+            raise AudioFormatError(f"channel {channel} does not exist: the file has {channels} "
+                                   f"channel{'s' if channels != 1 else ''}")
+        picker = _ChannelPicker(channel) if channel is not None and channels > 1 else None
         # Raw ADTS cannot signal the AAC encoder's priming frame (MP4 can, and FFmpeg
         # applies it): drop it as the stream decoder does (see container.py).
         drop_first = container.format.name == "aac" and stream.codec_context.name in (
@@ -70,7 +80,8 @@ def _iter_decoded(source: Source, target_rate: int) -> Iterator[np.ndarray]:
                         yield tail
                 resampler, setup = MonoResampler(target_rate), key
             assert resampler is not None
-            out = resampler.frame(frame)
+            out = (resampler.samples(picker.pick(frame), frame.sample_rate) if picker is not None
+                   else resampler.frame(frame))
             if out.size:
                 yield out
         if resampler is not None:
@@ -84,6 +95,25 @@ def _iter_decoded(source: Source, target_rate: int) -> Iterator[np.ndarray]:
         container.close()
 
 
+class _ChannelPicker:
+    """One channel of multi-channel frames as float32 samples at the frame's own rate."""
+
+    def __init__(self, channel: int) -> None:
+        self.channel = channel
+        self._planar: av.AudioResampler | None = None
+        self._setup: tuple[str, int] | None = None
+
+    def pick(self, frame: av.AudioFrame) -> np.ndarray:
+        key = (frame.layout.name, frame.sample_rate)
+        if key != self._setup:
+            self._planar = av.AudioResampler(format="fltp", layout=frame.layout.name,
+                                             rate=frame.sample_rate)
+            self._setup = key
+        assert self._planar is not None
+        rows = [f.to_ndarray()[self.channel] for f in self._planar.resample(frame) if f is not None]
+        return concat([np.asarray(r, dtype=np.float32) for r in rows])
+
+
 def decode_file(path_or_fileobj: Source, target_rate: int = TARGET_RATE) -> np.ndarray:
     """Decode a whole file (any format PyAV reads) to float32 mono at ``target_rate``.
 
@@ -93,7 +123,8 @@ def decode_file(path_or_fileobj: Source, target_rate: int = TARGET_RATE) -> np.n
 
 
 def iter_file_chunks(
-    path: Source, chunk_seconds: float = 30.0, target_rate: int = TARGET_RATE
+    path: Source, chunk_seconds: float = 30.0, target_rate: int = TARGET_RATE,
+    channel: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream a (possibly hours-long) file as consecutive float32 mono chunks.
 
@@ -105,7 +136,7 @@ def iter_file_chunks(
         raise ValueError(f"chunk_seconds must be positive, got {chunk_seconds!r}")
     pending: list[np.ndarray] = []
     held = 0
-    for block in _iter_decoded(path, target_rate):
+    for block in _iter_decoded(path, target_rate, channel):
         pending.append(block)
         held += block.size
         if held < size:
@@ -134,5 +165,35 @@ def probe_duration(path: Source) -> float | None:
             if stream.duration and stream.time_base:
                 return float(stream.duration * stream.time_base)
         return None
+    finally:
+        container.close()
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    format: str  # container format as FFmpeg names it (wav, mp3, ogg, ...)
+    codec: str
+    sample_rate: int
+    channels: int
+    duration_s: float | None  # from the header; None when the container does not say
+
+
+def probe_audio(path: Source) -> AudioInfo:
+    """What the file is, from its header (no decoding); AudioFormatError if it is not audio."""
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            raise AudioFormatError("the file has no audio stream")
+        stream = container.streams.audio[0]
+        ctx = stream.codec_context
+        if ctx is None:
+            raise AudioFormatError("the file's audio codec is not supported")
+        duration = None
+        if container.duration is not None and container.duration > 0:
+            duration = container.duration / av.time_base
+        elif stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        return AudioInfo(container.format.name.split(",")[0], ctx.name, ctx.sample_rate or 0,
+                         ctx.channels or 1, duration)
     finally:
         container.close()

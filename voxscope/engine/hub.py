@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -55,6 +56,12 @@ class Engine:
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions) -> list[Sentence]:
         """Blocking whole-buffer transcription (call from a worker thread)."""
         return list(transcribe_chunks([audio], self.scheduler(profile.model), self.vad, opts))
+
+    def transcribe_stream(self, profile: Profile, chunks, opts: OfflineOptions,
+                          checkpoint=None) -> Iterator[Sentence]:
+        """Sentences of a chunked (possibly hours-long) stream as they are decoded; blocking."""
+        return transcribe_chunks(chunks, self.scheduler(profile.model), self.vad, opts,
+                                 checkpoint=checkpoint)
 
     def languages(self, profile: Profile) -> list[str]:
         backend = self.scheduler(profile.model).backend

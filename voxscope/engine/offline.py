@@ -122,8 +122,11 @@ class _Segmenter:
 
 def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceScheduler,
                       vad: SileroVad, opts: OfflineOptions,
-                      progress: Callable[[float], None] | None = None) -> Iterator[Sentence]:
-    """Yield sentences in order as windows finish. `progress` gets seconds of audio consumed."""
+                      progress: Callable[[float], None] | None = None,
+                      checkpoint: Callable[[float], None] | None = None) -> Iterator[Sentence]:
+    """Yield sentences in order as windows finish. `progress` gets seconds of audio consumed;
+    `checkpoint` gets a position (seconds) before which every sentence has been yielded, so a
+    run restarted there (on the audio from that point) loses and repeats nothing."""
     seg = _Segmenter(vad, opts)
     buf = np.zeros(0, dtype=np.float32)
     buf_start = 0  # absolute sample index of buf[0]
@@ -154,6 +157,12 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
                                    punctuation=opts.punctuation)
             yield from _sentences(apply_hotwords(words, opts.hotwords), language)
 
+    def done_before(keep_from: int) -> None:
+        # Windows are cut in order and never overlap: all audio before the first window still
+        # in flight (or still being collected) has been yielded.
+        if checkpoint:
+            checkpoint(min([keep_from] + [w.start for w in inflight]) / SR)
+
     total = 0
     for chunk in chunks:
         buf = np.concatenate([buf, chunk.astype(np.float32, copy=False)])
@@ -167,10 +176,12 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         buf = buf[keep_from - buf_start:]
         buf_start = keep_from
         yield from drain(opts.batch)
+        done_before(keep_from)
         if progress:
             progress(total / SR)
     submit(seg.feed(np.zeros(0, dtype=np.float32), final=True))
     yield from drain(0)
+    done_before(total)
 
 
 def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable

@@ -28,7 +28,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         # Load every model before accepting traffic: the first user should not wait for it.
         rt.engine.preload()
+        if rt.settings.workers > 0:
+            rt.tasks.start_workers(rt.settings.workers)
         yield
+        rt.tasks.stop()
         rt.engine.close()
         rt.db.close()
 
@@ -82,6 +85,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
 
 def _rest_routers() -> list:
-    from voxscope.protocols import vocabulary_rest
+    from voxscope.protocols import (
+        multimodal,
+        openai_audio,
+        transcription_rest,
+        uploads,
+        vocabulary_rest,
+    )
 
-    return [vocabulary_rest.router]
+    return [vocabulary_rest.router, transcription_rest.router, uploads.router, multimodal.router,
+            openai_audio.router]

@@ -8,6 +8,7 @@ from starlette.websockets import WebSocket
 
 from voxscope.config import Settings
 from voxscope.engine.hub import Engine
+from voxscope.jobs.workers import TaskService
 from voxscope.protocols.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, error_response
 from voxscope.server.auth import KeyChecker
 from voxscope.server.capacity import Capacity
@@ -25,14 +26,17 @@ class Runtime:
     metrics: Metrics
     db: Database
     signer: Signer
+    tasks: TaskService
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings=settings, engine=engine or Engine(settings),
-                   keys=KeyChecker(settings.api_keys), capacity=Capacity(settings.max_sessions),
-                   metrics=Metrics(), db=Database(settings.db_url()),
-                   signer=Signer(load_secret(settings.secret_key, settings.data_dir)))
+        engine = engine or Engine(settings)
+        db = Database(settings.db_url())
+        return cls(settings=settings, engine=engine, keys=KeyChecker(settings.api_keys),
+                   capacity=Capacity(settings.max_sessions), metrics=Metrics(), db=db,
+                   signer=Signer(load_secret(settings.secret_key, settings.data_dir)),
+                   tasks=TaskService(settings, db, engine))
 
     async def accept(self, ws: WebSocket) -> bool:
         """Check the API key of a WebSocket upgrade; accept it or refuse it with 401."""

@@ -1,0 +1,282 @@
+"""Sync recognition: `POST /api/v1/services/aigc/multimodal-generation/generation` (REST §3).
+
+What `dashscope.MultiModalConversation.call(model='qwen3-asr-flash', …)` sends: the audio in a
+user message (http(s) URL, data: URI, or `oss://` key after the SDK's upload), an optional system
+message whose text is context for the decoder, `parameters.asr_options` (`language`,
+`enable_itn`). Limits as the product doc gives them: 10 MB (`max_sync_bytes`) and 5 minutes
+(`max_sync_seconds`, measured on the decoded audio). The answer is one JSON document, or with
+`X-DashScope-SSE: enable` a stream of SSE events, one per recognised sentence as the engine
+produces it: deltas with `incremental_output: true` (last event `content: []`), else the text so
+far (last event repeats it all).
+
+Not produced: `emotion` (no local model recognises emotion; the annotation carries only `type`
+and `language`). `enable_itn` is accepted, but Whisper always writes numbers its own way (mostly
+digits), so it changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from voxscope.audio.errors import AudioFormatError
+from voxscope.audio.file_decoder import TARGET_RATE, iter_file_chunks
+from voxscope.config import Profile, Settings
+from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
+from voxscope.engine.text import is_cjk
+from voxscope.inputs import InputError, materialize
+from voxscope.protocols import errors
+from voxscope.protocols.errors import ProtocolError, new_request_id
+from voxscope.protocols.params import opt_bool
+from voxscope.protocols.rest import caller, json_body, section
+from voxscope.server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+AUDIO_TOO_LONG = "InvalidParameter.AudioTooLong"
+CHUNK_S = 30.0  # audio handed to the offline transcriber per step
+
+
+# -- shared with the OpenAI-compatible endpoint --------------------------------------------------
+def work_dir(settings: Settings) -> Path:
+    """A new private scratch folder for one request (the caller removes it)."""
+    root = settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="sync-", dir=root))
+
+
+def decode_capped(path: Path | Any, max_seconds: float | None) -> np.ndarray:
+    """Decode a file to 16 kHz mono float32, refusing it as soon as it runs past max_seconds."""
+    chunks: list[np.ndarray] = []
+    total = 0
+    limit = None if max_seconds is None else int(max_seconds * TARGET_RATE)
+    for chunk in iter_file_chunks(path, CHUNK_S):
+        total += chunk.size
+        if limit is not None and total > limit:
+            raise ProtocolError(AUDIO_TOO_LONG,
+                                f"the audio is longer than the {max_seconds:g} s limit of this model")
+        chunks.append(chunk)
+    if not total:
+        raise ProtocolError(errors.BAD_AUDIO, "the file holds no audio")
+    return np.concatenate(chunks)
+
+
+def slices(audio: np.ndarray, seconds: float = CHUNK_S) -> Iterator[np.ndarray]:
+    step = int(seconds * TARGET_RATE)
+    for i in range(0, audio.size, step):
+        yield audio[i: i + step]
+
+
+def joined(sentences: list[Sentence]) -> str:
+    """Sentences as one text: CJK sentences back to back, others separated by a space."""
+    text = ""
+    for s in sentences:
+        text += separator(text, s) + s.text
+    return text
+
+
+def separator(before: str, s: Sentence) -> str:
+    return "" if not before or is_cjk(s.language) else " "
+
+
+def main_language(sentences: list[Sentence], fallback: str | None) -> str:
+    weights: Counter[str] = Counter()
+    for s in sentences:
+        if s.language:
+            weights[s.language] += len(s.text)
+    if weights:
+        return weights.most_common(1)[0][0]
+    return fallback or "unknown"
+
+
+def count_tokens(rt: Runtime, profile: Profile, text: str, language: str | None) -> int:
+    if not text:
+        return 0
+    backend = rt.engine.scheduler(profile.model).backend
+    lang = language if language in backend.languages else "en"
+    return len(backend.tokenizer("transcribe", lang).encode(text))
+
+
+# -- request -----------------------------------------------------------------------------------
+@dataclass
+class SyncRequest:
+    profile: Profile
+    audio: str
+    context: str
+    language: str | None
+    languages: tuple[str, ...]
+    incremental: bool
+
+
+def _content_items(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"text": content}]
+    if not isinstance(content, list) or not all(isinstance(c, dict) for c in content):
+        raise ProtocolError(errors.INVALID_PARAMETER, "each message's content must be a list of objects")
+    return content
+
+
+def sync_profile(rt: Runtime, model: Any) -> Profile:
+    if not isinstance(model, str) or not model:
+        raise ProtocolError(errors.INVALID_PARAMETER, "model is required")
+    profile = rt.settings.profile(model)
+    if profile is None:
+        raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model}")
+    if profile.kind != "sync":
+        raise ProtocolError(errors.MODEL_NOT_FOUND,
+                            f"model {model} is not served by the sync recognition API")
+    return profile
+
+
+def check_language(rt: Runtime, profile: Profile, language: Any) -> tuple[str | None, tuple[str, ...]]:
+    languages = tuple(rt.engine.languages(profile))
+    if language is None or language == "":
+        return None, languages
+    if not isinstance(language, str):
+        raise ProtocolError(errors.INVALID_PARAMETER, "asr_options.language must be a string")
+    lang = language.strip().lower()
+    if lang not in languages:
+        raise ProtocolError(errors.INVALID_PARAMETER,
+                            f"language {language!r} is not supported by {profile.name}; supported: "
+                            f"{', '.join(languages)}")
+    return lang, languages
+
+
+def parse_request(rt: Runtime, body: dict[str, Any]) -> SyncRequest:
+    profile = sync_profile(rt, body.get("model"))
+    inp = section(body, "input")
+    messages = inp.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise ProtocolError(errors.INVALID_PARAMETER, "input.messages must be a non-empty list of messages")
+    context: list[str] = []
+    audio: list[Any] = []
+    for m in messages:
+        role = m.get("role")
+        for item in _content_items(m):
+            if role == "system" and isinstance(item.get("text"), str) and item["text"].strip():
+                context.append(item["text"].strip())
+            elif role == "user" and "audio" in item:
+                audio.append(item["audio"])
+    if not audio:
+        raise ProtocolError(errors.INVALID_PARAMETER, "no audio: put {\"audio\": <URL>} in a user message")
+    if len(audio) > 1:
+        raise ProtocolError(errors.INVALID_PARAMETER, "one audio per request")
+    if not isinstance(audio[0], str) or not audio[0].strip():
+        raise ProtocolError(errors.INVALID_PARAMETER, "the audio must be a URL string")
+    params = section(body, "parameters")
+    asr = section(params, "asr_options")
+    language, languages = check_language(rt, profile, asr.get("language"))
+    opt_bool(asr, "enable_itn", False)  # accepted; see the module docstring
+    opt_bool(asr, "enable_lid", True)
+    return SyncRequest(profile, audio[0].strip(), "\n".join(context), language, languages,
+                       opt_bool(params, "incremental_output", False))
+
+
+def load_audio(rt: Runtime, ref: str) -> np.ndarray:
+    """Fetch/resolve and decode the referenced audio within the sync limits (blocking)."""
+    workdir = work_dir(rt.settings)
+    try:
+        try:
+            path = materialize(ref, rt.settings, workdir, max_bytes=rt.settings.max_sync_bytes)
+            return decode_capped(path, rt.settings.max_sync_seconds)
+        except InputError as exc:
+            raise ProtocolError(exc.code, exc.message, exc.http_status) from None
+        except AudioFormatError as exc:
+            raise ProtocolError(errors.BAD_AUDIO, exc.message) from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- response ----------------------------------------------------------------------------------
+def _choice(text: str | None, language: str | None, finish: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": [] if text is None else [{"text": text}]}
+    if language is not None:
+        message["annotations"] = [{"type": "audio_info", "language": language}]
+    return {"finish_reason": finish, "message": message}
+
+
+def _usage(context_tokens: int, output_tokens: int, seconds: int) -> dict[str, Any]:
+    return {"input_tokens_details": {"text_tokens": context_tokens},
+            "output_tokens_details": {"text_tokens": output_tokens}, "seconds": seconds}
+
+
+def _sse(n: int, payload: dict[str, Any], event: str = "result", status: int = 200) -> str:
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    extra = f"status:{status}\n" if event == "error" else ""
+    return f"id:{n}\nevent:{event}\n:HTTP_STATUS/{status}\n{extra}data:{data}\n\n"
+
+
+@router.post("/api/v1/services/aigc/multimodal-generation/generation")
+@router.post("/api/v1/services/aigc/multimodal-generation/generation/")
+async def generation(request: Request) -> Response:
+    caller(request)
+    body = await json_body(request)
+    rt: Runtime = request.app.state.runtime
+    req = await run_in_threadpool(parse_request, rt, body)
+    stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
+    audio = await run_in_threadpool(load_audio, rt, req.audio)
+    seconds = max(1, math.ceil(audio.size / TARGET_RATE - 1e-6))
+    opts = OfflineOptions(language=req.language, allowed_languages=req.languages,
+                          prompt=req.context or None)
+    context_tokens = await run_in_threadpool(count_tokens, rt, req.profile, req.context, req.language)
+    request_id = new_request_id()
+    scheduler = await run_in_threadpool(rt.engine.scheduler, req.profile.model)
+
+    def sentences() -> Iterator[Sentence]:
+        return transcribe_chunks(slices(audio), scheduler, rt.engine.vad, opts)
+
+    if not stream:
+        result = await run_in_threadpool(lambda: list(sentences()))
+        text = joined(result)
+        language = main_language(result, req.language)
+        out_tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
+        return JSONResponse({"request_id": request_id,
+                             "output": {"choices": [_choice(text, language, "stop")]},
+                             "usage": _usage(context_tokens, out_tokens, seconds)})
+
+    async def events() -> AsyncIterator[str]:
+        n = 0
+        done: list[Sentence] = []
+        text = ""
+        try:
+            async for s in iterate_in_threadpool(sentences()):
+                piece = separator(text, s) + s.text
+                text += piece
+                done.append(s)
+                n += 1
+                tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, s.language)
+                yield _sse(n, {"request_id": request_id,
+                               "output": {"choices": [_choice(piece if req.incremental else text,
+                                                              s.language, "null")]},
+                               "usage": _usage(context_tokens, tokens, seconds)})
+            language = main_language(done, req.language)
+            tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
+            final = _choice(None, None, "stop") if req.incremental else _choice(text, language, "stop")
+            yield _sse(n + 1, {"request_id": request_id, "output": {"choices": [final]},
+                               "usage": _usage(context_tokens, tokens, seconds)})
+        except Exception as exc:  # the engine failed mid-stream: the SDK reads event:error
+            log.exception("sync recognition failed")
+            code, message = errors.INTERNAL_ERROR, str(exc) or "internal error"
+            if isinstance(exc, ProtocolError):
+                code, message = exc.code, exc.message
+            yield _sse(n + 1, {"request_id": request_id, "code": code, "message": message},
+                       event="error", status=500)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

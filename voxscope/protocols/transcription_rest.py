@@ -1,0 +1,285 @@
+"""Async file transcription (REST §2): submit, task status, cancel, list, result documents.
+
+Two request forms share the endpoint: Qwen filetrans (`input.file_url`, one result) and the
+Paraformer / Fun-ASR file models (`input.file_urls`, one result per file). The work itself is
+done by the task workers (voxscope.jobs); this module only speaks the wire format.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from voxscope.config import Profile
+from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, SUCCEEDED, TaskView
+from voxscope.protocols import errors
+from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
+from voxscope.protocols.params import opt_bool
+from voxscope.protocols.rest import caller, json_body, ok, section
+from voxscope.storage.vocabularies import VocabularyError, VocabularyStore
+
+router = APIRouter()
+
+SCHEMES = ("http://", "https://", "oss://", "file://")
+MAX_FILES = 100
+MAX_CONTEXT_CHARS = 20000  # the documented 10 000-token context, generously in characters
+FILE_URL = "InvalidParameter.FileUrl"
+
+
+def _stamp(t: datetime | None) -> str | None:
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else None
+
+
+def _urls(profile: Profile, inp: dict[str, Any]) -> list[str]:
+    if profile.file_form == "qwen":
+        url = inp.get("file_url")
+        if not isinstance(url, str) or not url.strip():
+            raise ProtocolError(errors.INVALID_PARAMETER, "input.file_url is required (one URL)")
+        urls = [url.strip()]
+    else:
+        urls = inp.get("file_urls")
+        if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+            raise ProtocolError(errors.INVALID_PARAMETER,
+                                "input.file_urls is required (a non-empty list of URLs)")
+        if len(urls) > MAX_FILES:
+            raise ProtocolError(errors.INVALID_PARAMETER, f"at most {MAX_FILES} files per task")
+        urls = [u.strip() for u in urls]
+    for u in urls:
+        if not u.lower().startswith(SCHEMES):
+            raise ProtocolError(FILE_URL, f"unsupported file URL {u[:200]!r}: use http(s):// "
+                                          "(or an oss:// key from an upload)")
+    return urls
+
+
+def _channels(params: dict[str, Any]) -> list[int]:
+    value = params.get("channel_id")
+    if value is None:
+        return [0]
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(errors.INVALID_PARAMETER, "channel_id must be a non-empty list")
+    out: list[int] = []
+    for v in value:
+        if isinstance(v, str) and v.strip().isdigit():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 64:
+            raise ProtocolError(errors.INVALID_PARAMETER,
+                                f"channel_id entries must be track numbers from 0, got {v!r}")
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _language(value: Any, languages: list[str], model: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value.lower() not in languages:
+        raise ProtocolError(errors.INVALID_PARAMETER, f"language {value!r} is not supported by "
+                                                      f"{model}; supported: {', '.join(languages)}")
+    return value.lower()
+
+
+def _refuse(params: dict[str, Any], body: dict[str, Any]) -> None:
+    """Options no local model can honour are refused, not silently dropped."""
+    if opt_bool(params, "diarization_enabled", False):
+        raise ProtocolError(errors.UNSUPPORTED, "speaker diarization is not supported: no local "
+                                                "diarization model is installed")
+    if opt_bool(params, "audio_event_detection_enabled", False):
+        raise ProtocolError(errors.UNSUPPORTED, "audio event detection is not supported")
+    if params.get("special_word_filter"):
+        raise ProtocolError(errors.UNSUPPORTED, "sensitive word filtering is not supported")
+    if body.get("resources"):
+        raise ProtocolError(errors.UNSUPPORTED, "asr_phrase resources (phrase_id) are not "
+                                                "supported; use vocabulary_id hot words instead")
+
+
+async def _options(request: Request, owner: str, profile: Profile,
+                   params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    rt = request.app.state.runtime
+    _refuse(params, body)
+    languages = rt.engine.languages(profile)
+    language = _language(params.get("language"), languages, profile.name)
+    hints = params.get("language_hints")
+    if hints is not None:
+        if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
+            raise ProtocolError(errors.INVALID_PARAMETER, "language_hints must be a list of strings")
+        if hints and language is None:
+            language = _language(hints[0], languages, profile.name)
+    prompt = None
+    corpus = params.get("corpus")
+    if corpus is not None:
+        if not isinstance(corpus, dict) or not isinstance(corpus.get("text", ""), str):
+            raise ProtocolError(errors.INVALID_PARAMETER, "corpus must be {\"text\": <string>}")
+        prompt = corpus.get("text") or None
+        if prompt and len(prompt) > MAX_CONTEXT_CHARS:
+            raise ProtocolError(errors.INVALID_PARAMETER, "corpus.text is longer than the "
+                                                          "10 000-token context limit")
+    hotwords: list[dict] = []
+    vocabulary_id = params.get("vocabulary_id")
+    if vocabulary_id is not None:
+        if not profile.hotwords:
+            raise ProtocolError(errors.UNSUPPORTED, f"model {profile.name} does not support "
+                                                    "hot words")
+        store = VocabularyStore(rt.db, rt.settings.max_vocabularies)
+        try:
+            hotwords = (await run_in_threadpool(store.get, owner, vocabulary_id)).words
+        except VocabularyError as exc:
+            raise ProtocolError(exc.code, exc.message) from None
+    for key in ("enable_itn", "enable_words", "timestamp_alignment_enabled"):
+        opt_bool(params, key, False)
+    return {"language": language, "languages": languages, "prompt": prompt,
+            "hotwords": hotwords, "channels": _channels(params),
+            "enable_words": opt_bool(params, "enable_words", False),
+            "remove_disfluencies": opt_bool(params, "disfluency_removal_enabled", False)}
+
+
+@router.post("/api/v1/services/audio/asr/transcription")
+async def submit(request: Request) -> JSONResponse:
+    owner = caller(request)
+    body = await json_body(request)
+    rt = request.app.state.runtime
+    model = body.get("model")
+    profile = rt.settings.profile(model) if isinstance(model, str) else None
+    if profile is None:
+        raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model!r}")
+    if profile.kind != "file":
+        raise ProtocolError(errors.MODEL_NOT_FOUND,
+                            f"model {model} is not a file transcription model")
+    urls = _urls(profile, section(body, "input"))
+    options = await _options(request, owner, profile, section(body, "parameters"), body)
+    task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name, profile.file_form,
+                                      urls, {"options": options})
+    return ok({"output": {"task_id": task_id, "task_status": "PENDING"}})
+
+
+def _base(request: Request) -> str:
+    public = request.app.state.runtime.settings.public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
+def _result_url(request: Request, task_id: str, index: int) -> str:
+    rt = request.app.state.runtime
+    path = f"/api/v1/results/{task_id}/{index}.json"
+    return f"{_base(request)}{path}?{urlencode(rt.signer.sign_path(path, rt.settings.result_ttl_s))}"
+
+
+def task_output(request: Request, view: TaskView) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    t = view.task
+    out: dict[str, Any] = {"task_id": t.id, "task_status": t.status,
+                           "submit_time": _stamp(t.submitted)}
+    if t.scheduled:
+        out["scheduled_time"] = _stamp(t.scheduled)
+    if t.ended:
+        out["end_time"] = _stamp(t.ended)
+    usage = None
+    if t.status in (SUCCEEDED, FAILED):
+        seconds = sum(f.duration_s for f in view.files)
+        if t.form == "qwen":
+            f = view.files[0]
+            if f.status == SUCCEEDED:
+                out["result"] = {"file_url": f.url,
+                                 "transcription_url": _result_url(request, t.id, f.index)}
+            usage = {"seconds": math.ceil(seconds)}
+        else:
+            results = []
+            for f in view.files:
+                item: dict[str, Any] = {"file_url": f.url, "subtask_status": f.status}
+                if f.status == SUCCEEDED:
+                    item["transcription_url"] = _result_url(request, t.id, f.index)
+                else:
+                    item["code"], item["message"] = f.code or FAILED, f.message or ""
+                results.append(item)
+            ok_count = sum(1 for f in view.files if f.status == SUCCEEDED)
+            out["results"] = results
+            out["task_metrics"] = {"TOTAL": len(view.files), "SUCCEEDED": ok_count,
+                                   "FAILED": len(view.files) - ok_count}
+            usage = {"duration": math.ceil(seconds)}
+    if t.status == FAILED:
+        out["code"], out["message"] = t.code or "InternalError", t.message or ""
+    return out, usage
+
+
+@router.get("/api/v1/tasks/{task_id}")
+async def fetch(request: Request, task_id: str) -> JSONResponse:
+    owner = caller(request)
+    rt = request.app.state.runtime
+    view = await run_in_threadpool(rt.tasks.repo.view, task_id, owner)
+    if view is None:  # what DashScope's gateway answers for an id it does not know (REST §2.3)
+        return ok({"output": {"task_id": task_id, "task_status": "UNKNOWN"}})
+    out, usage = task_output(request, view)
+    return ok({"output": out, **({"usage": usage} if usage else {})})
+
+
+@router.post("/api/v1/tasks/{task_id}/cancel")
+async def cancel(request: Request, task_id: str) -> JSONResponse:
+    owner = caller(request)
+    rt = request.app.state.runtime
+    status = await run_in_threadpool(rt.tasks.repo.cancel, task_id, owner)
+    if status is None:
+        raise ProtocolError("InvalidParameter.TaskNotFound", f"task not found: {task_id}", 404)
+    if status != CANCELED:
+        raise ProtocolError("InvalidParameter.TaskStatus",
+                            f"only PENDING tasks can be canceled; task {task_id} is {status}")
+    return ok({"output": {"task_id": task_id, "task_status": CANCELED}})
+
+
+def _when(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    for fmt in ("%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    raise ProtocolError(errors.INVALID_PARAMETER, f"{name} must look like 20250101120000")
+
+
+def _page_int(value: str | None, name: str, default: int, hi: int) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= hi:
+        raise ProtocolError(errors.INVALID_PARAMETER, f"{name} must be an integer from 1 to {hi}")
+    return int(value)
+
+
+@router.get("/api/v1/tasks")
+async def list_tasks(request: Request) -> JSONResponse:
+    owner = caller(request)
+    rt = request.app.state.runtime
+    q = request.query_params
+    status = q.get("status") or None
+    if status and status.upper() not in ("PENDING", "RUNNING", *FINISHED):
+        raise ProtocolError(errors.INVALID_PARAMETER, f"unknown status {status!r}")
+    page_no = _page_int(q.get("page_no"), "page_no", 1, 1 << 20)
+    page_size = _page_int(q.get("page_size"), "page_size", 10, 100)
+    total, views = await run_in_threadpool(
+        lambda: rt.tasks.repo.page(owner, status=status.upper() if status else None,
+                                   model=q.get("model_name") or None,
+                                   start=_when(q.get("start_time"), "start_time"),
+                                   end=_when(q.get("end_time"), "end_time"),
+                                   page_no=page_no, page_size=page_size))
+    tasks = []
+    for v in views:
+        out, _ = task_output(request, v)
+        tasks.append({**out, "model": v.task.model})
+    return ok({"page_no": page_no, "page_size": page_size, "total": total, "tasks": tasks})
+
+
+@router.get("/api/v1/results/{task_id}/{index}.json")
+async def result_document(request: Request, task_id: str, index: int) -> JSONResponse:
+    """The result of one file: no API key, a signed expiring link instead (like DashScope's)."""
+    rt = request.app.state.runtime
+    path = f"/api/v1/results/{task_id}/{index}.json"
+    why = rt.signer.check_path(path, request.query_params.get("Expires"),
+                               request.query_params.get("Signature"))
+    if why is not None:
+        return error_response(403, "AccessDenied", why, new_request_id())
+    f = await run_in_threadpool(rt.tasks.repo.file, task_id, index)
+    if f is None or f.result is None:
+        return error_response(404, "NotFound", "no result for this file", new_request_id())
+    return JSONResponse(f.result)
