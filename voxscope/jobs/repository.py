@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,18 +162,23 @@ class TaskRepository:
                             .values(status=PENDING, worker=None, lease_until=None))
             return bool(res.rowcount)
 
-    def reclaim_expired(self) -> list[str]:
+    def reclaim_expired(self, dead_local: Callable[[str], bool] | None = None) -> list[str]:
         """Tasks whose worker stopped renewing its lease (it died): PENDING again, to requeue.
-        The conditional update makes one reaper win each task even with many running."""
+        `dead_local` spots workers of this machine that are known dead (their process is gone)
+        so a restarted server resumes at once instead of waiting out the lease. The conditional
+        update makes one reaper win each task even with many running."""
         now = utcnow()
         with self.db.session() as s:
-            ids = list(s.scalars(select(Task.id).where(Task.status == RUNNING,
-                                                       Task.lease_until < now)))
+            rows = s.execute(select(Task.id, Task.worker, Task.lease_until)
+                             .where(Task.status == RUNNING)).all()
         won = []
-        for task_id in ids:
+        for task_id, worker, lease_until in rows:
+            expired = lease_until is None or lease_until < now
+            if not expired and not (dead_local and worker and dead_local(worker)):
+                continue
             with self.db.session() as s:
                 res = s.execute(update(Task).where(Task.id == task_id, Task.status == RUNNING,
-                                                   Task.lease_until < now)
+                                                   Task.worker == worker)
                                 .values(status=PENDING, worker=None, lease_until=None))
                 if res.rowcount:
                     won.append(task_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 
 from voxscope.config import Settings
@@ -46,7 +48,7 @@ class TaskService:
         period = max(self.settings.task_lease_s / 3, 0.5)
         while not self._stop.wait(period):
             try:
-                for task_id in self.repo.reclaim_expired():
+                for task_id in self.repo.reclaim_expired(_dead_local_worker):
                     log.info("task %s: its worker stopped renewing the lease; requeued", task_id)
                     self.queue.enqueue(task_id)
             except Exception:
@@ -57,3 +59,18 @@ class TaskService:
         if self.runner is not None:
             self.runner.stopping.set()  # running tasks give themselves back at the next step
         self.queue.stop()
+
+
+def _dead_local_worker(worker: str) -> bool:
+    """True for a worker id (host:pid:nonce) of this host whose process no longer exists."""
+    host, _, rest = worker.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
