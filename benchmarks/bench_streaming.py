@@ -37,13 +37,13 @@ CLIPS = ["en_librispeech_1995-1837-0001", "zh_funasr_asr_example", "en_jfk_inaug
 CHUNK = 3200  # bytes = 100 ms of 16 kHz s16le
 
 
-def build_stream(seed: int) -> tuple[bytes, list[tuple[float, float]]]:
+def build_stream(seed: int, clips: list[str] | None = None) -> tuple[bytes, list[tuple[float, float]]]:
     """Three clips separated by 2 s pauses; returns PCM and the speech regions (seconds)."""
     from voxscope.engine.model_store import ModelStore
     from voxscope.engine.vad import SileroVad
 
     rng = np.random.default_rng(seed)
-    names = list(rng.choice(CLIPS, size=3, replace=False))
+    names = list(rng.choice(clips or CLIPS, size=3, replace=False))
     gap = bytes(2 * 16000 * 2)
     pcm = bytes(16000 * 2) + gap.join(pcm16(str(clip(n)["file"]), 16000) for n in names) + gap
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
