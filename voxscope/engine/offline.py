@@ -16,12 +16,13 @@ import numpy as np
 
 from voxscope.engine.hotwords import Hotword, apply_hotwords, decoder_prompt
 from voxscope.engine.scheduler import InferenceScheduler
-from voxscope.engine.text import SENTENCE_END, finalize_words
+from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words
 from voxscope.engine.types import DecodeOptions, Priority, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
 SR = 16000
 GAP_MIN_S = 0.8  # a speech region this long that got no words is decoded again on its own
+SENTENCE_PAUSE_S = 0.5  # between VAD regions (padding excluded): may end an unpunctuated sentence
 
 
 @dataclass
@@ -155,7 +156,10 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             words = finalize_words(raw, language, simplified=True,
                                    remove_fillers=opts.remove_disfluencies,
                                    punctuation=opts.punctuation)
-            yield from _sentences(apply_hotwords(words, opts.hotwords), language)
+            breaks = [a[1] / SR for a, b in zip(w.regions, w.regions[1:], strict=False)
+                      if b[0] - a[1] >= SENTENCE_PAUSE_S * SR]
+            yield from _sentences(apply_hotwords(words, opts.hotwords), language, breaks,
+                                  opts.punctuation)
 
     def done_before(keep_from: int) -> None:
         # Windows are cut in order and never overlap: all audio before the first window still
@@ -208,15 +212,22 @@ def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,
     return recovered
 
 
-def _sentences(words: list[Word], language: str) -> Iterator[Sentence]:
+def _sentences(words: list[Word], language: str, breaks: list[float],
+               punctuation: bool = True) -> Iterator[Sentence]:
+    """Sentences end at sentence punctuation; where the model wrote none (often in Chinese), at a
+    pause VAD found between two words (`breaks`: ends of speech regions, seconds), and then they
+    are closed with a full stop like DashScope's are."""
     group: list[Word] = []
-    for w in words:
+    for i, w in enumerate(words):
         group.append(w)
+        nxt = words[i + 1] if i + 1 < len(words) else None
         if w.punctuation and w.punctuation[-1] in SENTENCE_END:
             yield _sentence(group, language)
             group = []
-    if group:
-        yield _sentence(group, language)
+        elif nxt is None or any((w.start + w.end) / 2 < b <= (nxt.start + nxt.end) / 2
+                                for b in breaks):
+            yield _sentence(close_sentence(group, language) if punctuation else group, language)
+            group = []
 
 
 def _sentence(words: list[Word], language: str) -> Sentence:

@@ -91,7 +91,8 @@ def close_sentence(words: list[Word], language: str | None) -> list[Word]:
     if not words or any(c in SENTENCE_END for c in words[-1].punctuation):
         return words
     last = words[-1]
-    mark = "。" if is_cjk(language) else "."
+    # by the script of the word: a window detected as Chinese may still end in English words
+    mark = "。" if is_cjk(language) and not last.text.isascii() else "."
     punct = last.punctuation.rstrip(",，、;；:：") + mark
     raw = last.raw[: len(last.raw) - len(last.punctuation)] + punct if last.punctuation else last.raw + mark
     return [*words[:-1], Word(last.start, last.end, last.text, punct, raw, last.probability)]
