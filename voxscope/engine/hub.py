@@ -63,6 +63,14 @@ class Engine:
         return transcribe_chunks(chunks, self.scheduler(profile.model), self.vad, opts,
                                  checkpoint=checkpoint)
 
+    def tokenize(self, profile: Profile, text: str, language: str | None = None) -> list[int]:
+        """Text as the model's tokens (usage counts, OpenAI segments)."""
+        if not text:
+            return []
+        backend = self.scheduler(profile.model).backend
+        lang = language if language in backend.languages else "en"
+        return backend.tokenizer("transcribe", lang).encode(text)
+
     def languages(self, profile: Profile) -> list[str]:
         backend = self.scheduler(profile.model).backend
         known = backend.languages

@@ -35,7 +35,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from voxscope.audio.errors import AudioFormatError
 from voxscope.audio.file_decoder import TARGET_RATE, iter_file_chunks
 from voxscope.config import Profile, Settings
-from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
+from voxscope.engine.offline import OfflineOptions, Sentence
 from voxscope.engine.text import is_cjk
 from voxscope.inputs import InputError, materialize
 from voxscope.protocols import errors
@@ -105,11 +105,7 @@ def main_language(sentences: list[Sentence], fallback: str | None) -> str:
 
 
 def count_tokens(rt: Runtime, profile: Profile, text: str, language: str | None) -> int:
-    if not text:
-        return 0
-    backend = rt.engine.scheduler(profile.model).backend
-    lang = language if language in backend.languages else "en"
-    return len(backend.tokenizer("transcribe", lang).encode(text))
+    return len(rt.engine.tokenize(profile, text, language))
 
 
 # -- request -----------------------------------------------------------------------------------
@@ -236,10 +232,9 @@ async def generation(request: Request) -> Response:
                           prompt=req.context or None)
     context_tokens = await run_in_threadpool(count_tokens, rt, req.profile, req.context, req.language)
     request_id = new_request_id()
-    scheduler = await run_in_threadpool(rt.engine.scheduler, req.profile.model)
 
     def sentences() -> Iterator[Sentence]:
-        return transcribe_chunks(slices(audio), scheduler, rt.engine.vad, opts)
+        return rt.engine.transcribe_stream(req.profile, slices(audio), opts)
 
     if not stream:
         result = await run_in_threadpool(lambda: list(sentences()))

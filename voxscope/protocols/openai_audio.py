@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voxscope.audio.errors import AudioFormatError
 from voxscope.audio.file_decoder import TARGET_RATE, iter_file_chunks
 from voxscope.config import Profile
-from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
+from voxscope.engine.offline import OfflineOptions, Sentence
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.multimodal import (
     CHUNK_S,
@@ -209,8 +209,7 @@ def _run(rt: Runtime, profile: Profile, file: UploadFile,
                 samples += chunk.size
                 yield chunk
 
-        scheduler = rt.engine.scheduler(profile.model)
-        sentences = list(transcribe_chunks(chunks(), scheduler, rt.engine.vad, opts))
+        sentences = list(rt.engine.transcribe_stream(profile, chunks(), opts))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not samples:
@@ -219,16 +218,14 @@ def _run(rt: Runtime, profile: Profile, file: UploadFile,
 
 
 def _segments(rt: Runtime, profile: Profile, sentences: list[Sentence]) -> list[dict[str, Any]]:
-    backend = rt.engine.scheduler(profile.model).backend
     out = []
     for i, s in enumerate(sentences):
-        lang = s.language if s.language in backend.languages else "en"
         data = s.text.encode()
         probs = [max(w.probability, 1e-6) for w in s.words]
         out.append({
             "id": i, "seek": int(s.begin * 100), "start": round(s.begin, 2), "end": round(s.end, 2),
             "text": " " + s.text if s.text and not s.text.startswith(" ") else s.text,
-            "tokens": backend.tokenizer("transcribe", lang).encode(" " + s.text),
+            "tokens": rt.engine.tokenize(profile, " " + s.text, s.language),
             "temperature": 0.0,
             "avg_logprob": round(sum(math.log(p) for p in probs) / len(probs), 4) if probs else 0.0,
             "compression_ratio": round(len(data) / len(zlib.compress(data)), 4) if data else 0.0,
