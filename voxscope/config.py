@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     max_sync_bytes: int = 10 << 20
     max_sync_seconds: float = 300.0
     max_upload_bytes: int = 100 << 20
+    upload_ttl_s: float = 48 * 3600.0  # files uploaded through the SDK's upload flow expire
     max_vocabularies: int = 10  # hot-word vocabularies per API key
 
     profiles: dict[str, Profile] = Field(default_factory=dict)

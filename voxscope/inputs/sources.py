@@ -18,6 +18,7 @@ import base64
 import binascii
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
@@ -52,6 +53,24 @@ def safe_key(key: str) -> str:
 
 def uploads_root(settings: Settings) -> Path:
     return (settings.data_dir / "uploads").resolve()
+
+
+def expire_uploads(settings: Settings) -> int:
+    """Delete uploaded objects older than `upload_ttl_s` (like the service's temporary uploads);
+    returns how many went."""
+    root = uploads_root(settings)
+    cutoff = time.time() - settings.upload_ttl_s
+    removed = 0
+    for path in sorted(root.rglob("*"), reverse=True):  # files before their folders
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        except OSError:
+            continue
+    return removed
 
 
 def upload_path(settings: Settings, key: str) -> Path:

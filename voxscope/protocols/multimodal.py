@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from voxscope.audio.errors import AudioFormatError
@@ -41,7 +42,8 @@ from voxscope.inputs import InputError, materialize
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
-from voxscope.protocols.rest import caller, json_body, section
+from voxscope.protocols.rest import caller, json_body, section, take_slot
+from voxscope.server.capacity import Slot
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -226,6 +228,19 @@ async def generation(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     req = await run_in_threadpool(parse_request, rt, body)
     stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
+    slot = take_slot(request)
+    try:
+        response = await _recognize(rt, req, stream, slot)
+    except BaseException:
+        slot.release()
+        raise
+    if not isinstance(response, StreamingResponse):
+        slot.release()
+    return response
+
+
+async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) -> Response:
+    """The answer; a streamed one releases the slot when its stream ends (or is dropped)."""
     audio = await run_in_threadpool(load_audio, rt, req.audio)
     seconds = max(1, math.ceil(audio.size / TARGET_RATE - 1e-6))
     opts = OfflineOptions(language=req.language, allowed_languages=req.languages,
@@ -272,6 +287,9 @@ async def generation(request: Request) -> Response:
                 code, message = exc.code, exc.message
             yield _sse(n + 1, {"request_id": request_id, "code": code, "message": message},
                        event="error", status=500)
+        finally:
+            slot.release()
 
     return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                             background=BackgroundTask(slot.release))

@@ -112,9 +112,14 @@ async def _serve(request: Request, task: str) -> Response:
                           param="file", code="file_too_large") from None
     except StarletteHTTPException as exc:
         raise OpenAIError(400, f"Could not parse multipart form: {exc.detail}") from None
+    if not rt.capacity.try_acquire():
+        await form.close()
+        raise OpenAIError(429, f"server at capacity: {rt.capacity.limit} recognitions are "
+                          "running; retry later", kind="rate_limit_error")
     try:
         return await _transcribe_form(rt, form, task)
     finally:
+        rt.capacity.release()
         await form.close()
 
 

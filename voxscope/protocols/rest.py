@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.server.auth import bearer_key
+from voxscope.server.capacity import Slot
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ def section(body: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ProtocolError(errors.INVALID_PARAMETER, f"'{name}' must be an object")
     return value
+
+
+def take_slot(request: Request) -> Slot:
+    """A capacity slot for a sync recognition, or DashScope's Throttling answer (429)."""
+    rt = request.app.state.runtime
+    if not rt.capacity.try_acquire():
+        raise ProtocolError(errors.THROTTLING, f"server at capacity: {rt.capacity.limit} "
+                            "recognitions are running; retry later", 429)
+    return Slot(rt.capacity)
 
 
 def ok(payload: dict[str, Any], request_id: str | None = None) -> JSONResponse:

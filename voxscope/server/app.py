@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from voxscope import __version__
 from voxscope.config import Settings
+from voxscope.inputs.sources import expire_uploads
 from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
@@ -30,7 +32,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt.engine.preload()
         if rt.settings.workers > 0:
             rt.tasks.start_workers(rt.settings.workers)
+        sweeper = asyncio.create_task(_sweep_uploads(rt))
         yield
+        sweeper.cancel()
         rt.tasks.stop()
         rt.engine.close()
         rt.db.close()
@@ -82,6 +86,17 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                                                       "message": str(exc) or "internal error"})
 
     return app
+
+
+async def _sweep_uploads(rt: Runtime) -> None:
+    while True:
+        try:
+            removed = await asyncio.to_thread(expire_uploads, rt.settings)
+            if removed:
+                log.info("removed %d expired uploads", removed)
+        except Exception:
+            log.warning("upload sweep failed", exc_info=True)
+        await asyncio.sleep(600)
 
 
 def _rest_routers() -> list:

@@ -1,4 +1,5 @@
-"""How many realtime tasks may run at once; beyond that new tasks are refused, not queued."""
+"""How many recognitions (realtime tasks, sync calls) may run at once; beyond that new ones are
+refused, not queued."""
 
 from __future__ import annotations
 
@@ -19,3 +20,16 @@ class Capacity:
 
     def release(self) -> None:
         self.active = max(0, self.active - 1)
+
+
+class Slot:
+    """One acquired unit of capacity, released once however many paths end it."""
+
+    def __init__(self, capacity: Capacity) -> None:
+        self._capacity = capacity
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._capacity.release()
