@@ -143,29 +143,31 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             w.future = scheduler.submit(audio, decode, Priority.FINAL)
             inflight.append(w)
 
+    def window_sentences(w: _Window) -> list[Sentence]:
+        assert w.future is not None
+        tr = w.future.result()
+        raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
+        raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode), key=lambda x: x.start)
+        if not raw:
+            return []
+        language = tr.language if tr is not None and not tr.empty else (opts.language or "")
+        words = finalize_words(raw, language, simplified=True,
+                               remove_fillers=opts.remove_disfluencies,
+                               punctuation=opts.punctuation)
+        breaks = [a[1] / SR for a, b in zip(w.regions, w.regions[1:], strict=False)
+                  if b[0] - a[1] >= SENTENCE_PAUSE_S * SR]
+        return list(_sentences(apply_hotwords(words, opts.hotwords), language, breaks,
+                               opts.punctuation))
+
+    frontier = 0  # no window will start before this sample (audio not yet cut into windows)
+
     def drain(keep: int) -> Iterator[Sentence]:
         while len(inflight) > keep:
-            w = inflight.pop(0)
-            assert w.future is not None
-            tr = w.future.result()
-            raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
-            raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode), key=lambda x: x.start)
-            if not raw:
-                continue
-            language = tr.language if tr is not None and not tr.empty else (opts.language or "")
-            words = finalize_words(raw, language, simplified=True,
-                                   remove_fillers=opts.remove_disfluencies,
-                                   punctuation=opts.punctuation)
-            breaks = [a[1] / SR for a, b in zip(w.regions, w.regions[1:], strict=False)
-                      if b[0] - a[1] >= SENTENCE_PAUSE_S * SR]
-            yield from _sentences(apply_hotwords(words, opts.hotwords), language, breaks,
-                                  opts.punctuation)
-
-    def done_before(keep_from: int) -> None:
-        # Windows are cut in order and never overlap: all audio before the first window still
-        # in flight (or still being collected) has been yielded.
-        if checkpoint:
-            checkpoint(min([keep_from] + [w.start for w in inflight]) / SR)
+            yield from window_sentences(inflight.pop(0))
+            # Windows are cut in order and never overlap: all audio before the first window
+            # still in flight (or still being collected) has now been yielded.
+            if checkpoint:
+                checkpoint(min([frontier] + [w.start for w in inflight]) / SR)
 
     total = 0
     for chunk in chunks:
@@ -178,14 +180,17 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             total - opts.speech_pad_ms * SR // 1000 - FRAME_SAMPLES)
         keep_from = min(max(keep_from, buf_start), total)
         buf = buf[keep_from - buf_start:]
-        buf_start = keep_from
+        buf_start = frontier = keep_from
         yield from drain(opts.batch)
-        done_before(keep_from)
+        if checkpoint and not inflight:
+            checkpoint(frontier / SR)  # silence: nothing in flight, progress still moves on
         if progress:
             progress(total / SR)
     submit(seg.feed(np.zeros(0, dtype=np.float32), final=True))
+    frontier = total
     yield from drain(0)
-    done_before(total)
+    if checkpoint:
+        checkpoint(total / SR)
 
 
 def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,

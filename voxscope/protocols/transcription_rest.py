@@ -108,8 +108,13 @@ async def _options(request: Request, owner: str, profile: Profile,
     if hints is not None:
         if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
             raise ProtocolError(errors.INVALID_PARAMETER, "language_hints must be a list of strings")
-        if hints and language is None:
-            language = _language(hints[0], languages, profile.name)
+        hinted = [_language(h, languages, profile.name) for h in hints if h]
+        # One hint fixes the language; several only narrow detection (files of a task may each
+        # be in a different one of them).
+        if len(hinted) == 1 and language is None:
+            language = hinted[0]
+        elif hinted:
+            languages = [h for h in hinted if h]
     prompt = None
     corpus = params.get("corpus")
     if corpus is not None:
