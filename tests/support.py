@@ -36,8 +36,53 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ChildProcess:
+    """A voxscope command run as a child process in its own session, logging to a file."""
+
+    workdir: Path
+    proc: subprocess.Popen | None
+    log_path: Path
+
+    def launch(self, cmd: list[str], env: dict) -> subprocess.Popen:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **{k: str(v) for k, v in env.items()}},
+                                     start_new_session=True)
+        return self.proc
+
+    def write_config(self, name: str, config: dict) -> Path:
+        path = self.workdir / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (or SIGKILL) the whole process group; SIGKILL if it does not end in 30 s."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self._log.close()
+
+
 @dataclass
-class ServerProcess:
+class ServerProcess(ChildProcess):
     """A `voxscope serve` child process with its own data dir, config file and log."""
 
     config: dict = field(default_factory=dict)
@@ -60,19 +105,15 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/api-ws/v1/realtime"
 
     @property
-    def log_path(self) -> Path:
+    def log_path(self) -> Path:  # type: ignore[override]
         return self.workdir / "server.log"
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
-        cfg_path = self.workdir / "config.yaml"
-        cfg_path.write_text(yaml.safe_dump(self.config))
-        env = {**os.environ, **{k: str(v) for k, v in self.env.items()}}
-        cmd = [sys.executable, "-m", "voxscope.cli", "serve", "--port", str(self.port),
-               "--data-dir", str(self.workdir / "data"), "--config", str(cfg_path),
-               "--log-level", "warning", *self.args]
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+        cfg_path = self.write_config("config.yaml", self.config)
+        self.launch([sys.executable, "-m", "voxscope.cli", "serve", "--port", str(self.port),
+                     "--data-dir", str(self.workdir / "data"), "--config", str(cfg_path),
+                     "--log-level", "warning", *self.args], self.env)
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -88,29 +129,6 @@ class ServerProcess:
 
     def health(self) -> dict:
         return httpx.get(self.http + "/health", timeout=5).json()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-5000:]
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        self.proc = None
-        self._log.close()
 
 
 # -- audio -------------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
-"""Fixtures of the file-transcription tests: one HTTP host serving the audio for the whole session."""
+"""Fixtures of the file-transcription tests: one HTTP host serving the audio for the whole session,
+and per module a server that may fetch from it (`srv`; modules override it for other settings)
+with the SDK pointed at that server (`sdk`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.files.helpers import AudioHost
+from tests.files.helpers import AudioHost, sdk_http
+from tests.support import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +15,16 @@ def audio_host():
     host = AudioHost().start()
     yield host
     host.stop()
+
+
+@pytest.fixture(scope="module")
+def srv():
+    s = ServerProcess(config={"server": {"fetch_allow_private": True}}).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def sdk(srv):
+    with sdk_http(srv):
+        yield

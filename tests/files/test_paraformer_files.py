@@ -16,6 +16,7 @@ from dashscope.audio.asr import Transcription
 
 from tests.files.helpers import (
     EN_CLIPS,
+    MAX_MEAN,
     PARAFORMER,
     ZH_CLIPS,
     check_paraformer_doc,
@@ -25,25 +26,9 @@ from tests.files.helpers import (
     duration_s,
     get_doc,
     output_dict,
-    sdk_http,
     stereo_pcm,
 )
-from tests.support import ServerProcess, clip, error_rate, wav_bytes
-
-MAX_MEAN = {"en": 0.12, "zh": 0.15}
-
-
-@pytest.fixture(scope="module")
-def srv():
-    s = ServerProcess(config={"server": {"fetch_allow_private": True}}).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture()
-def sdk(srv):
-    with sdk_http(srv):
-        yield
+from tests.support import clip, error_rate, wav_bytes
 
 
 def _wait(task_id: str, timeout: int = 300) -> dict:

@@ -23,6 +23,7 @@ from dashscope.audio.qwen_asr import QwenTranscription
 
 from tests.files.helpers import (
     EN_CLIPS,
+    MAX_MEAN,
     QWEN,
     ZH_CLIPS,
     check_qwen_doc,
@@ -34,22 +35,7 @@ from tests.files.helpers import (
     sdk_http,
     stereo_pcm,
 )
-from tests.support import ServerProcess, clip, error_rate, wav_bytes
-
-MAX_MEAN = {"en": 0.12, "zh": 0.15}
-
-
-@pytest.fixture(scope="module")
-def srv():
-    s = ServerProcess(config={"server": {"fetch_allow_private": True}}).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture()
-def sdk(srv):
-    with sdk_http(srv):
-        yield
+from tests.support import clip, error_rate, wav_bytes
 
 
 def _wait_ok(task_id: str, timeout: int = 240) -> dict:

@@ -35,12 +35,6 @@ def srv():
     s.stop()
 
 
-@pytest.fixture()
-def sdk(srv):
-    with sdk_http(srv):
-        yield
-
-
 def _status(cls, task_id: str) -> str:
     f = cls.fetch(task=task_id)
     assert f.status_code == 200, (f.status_code, f.code, f.message)

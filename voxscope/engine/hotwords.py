@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pypinyin import lazy_pinyin
 from rapidfuzz.distance import Levenshtein
 
+from voxscope.engine.text import CJK_LANGS
 from voxscope.engine.types import Word
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -41,6 +42,21 @@ class Hotword:
 def hotwords_from(entries: Iterable[dict]) -> tuple[Hotword, ...]:
     """Hot words from stored vocabulary entries (`{text, weight, lang}`)."""
     return tuple(Hotword(e["text"], int(e.get("weight", 4)), e.get("lang")) for e in entries)
+
+
+def hotwords_for(hotwords: tuple[Hotword, ...], language: str | None) -> tuple[Hotword, ...]:
+    """The hot words worth prompting for speech in `language`: those whose `lang` says so, or
+    (without `lang`) whose script fits it. Prompting Chinese speech with English words (or the
+    reverse) makes Whisper drift (希望 heard as 洗澡 on a real clip); correction still applies to
+    every word."""
+    cjk_speech = language in CJK_LANGS
+
+    def fits(h: Hotword) -> bool:
+        if h.lang and language:
+            return h.lang == language
+        return h.cjk == cjk_speech
+
+    return tuple(h for h in hotwords if fits(h))
 
 
 def decoder_prompt(hotwords: tuple[Hotword, ...], context: str | None) -> str | None:

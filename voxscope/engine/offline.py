@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxscope.engine.hotwords import Hotword, apply_hotwords, decoder_prompt
+from voxscope.engine.hotwords import Hotword, apply_hotwords
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words
 from voxscope.engine.types import DecodeOptions, Priority, Word
@@ -134,7 +134,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
     inflight: list[_Window] = []
     decode = DecodeOptions(language=opts.language, allowed_languages=opts.allowed_languages,
                            task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
-                           prompt=decoder_prompt(opts.hotwords, opts.prompt))
+                           prompt=opts.prompt, hotwords=opts.hotwords)
 
     def submit(windows: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
         for start, end, regions in windows:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxscope.engine.hotwords import Hotword, apply_hotwords, decoder_prompt
+from voxscope.engine.hotwords import Hotword, apply_hotwords
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, close_sentence, ends_sentence, finalize_words, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
@@ -341,7 +341,7 @@ class StreamingRecognizer:
         cfg = self.config
         return DecodeOptions(language=cfg.language, allowed_languages=cfg.allowed_languages,
                              task=cfg.task, beam_size=cfg.final_beam, full_window=True,
-                             word_timestamps=True, prompt=decoder_prompt(cfg.hotwords, cfg.prompt))
+                             word_timestamps=True, prompt=cfg.prompt, hotwords=cfg.hotwords)
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
                 key: object | None = None, first: bool = False) -> asyncio.Future:
@@ -391,7 +391,7 @@ class StreamingRecognizer:
         opts = DecodeOptions(language=s.language or cfg.language,
                              allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
                              full_window=False, word_timestamps=False, prefix=s.committed or None,
-                             prompt=decoder_prompt(cfg.hotwords, cfg.prompt), temperature_fallback=False)
+                             prompt=cfg.prompt, hotwords=cfg.hotwords, temperature_fallback=False)
         # Previews are coalesced per sentence: a newer one replaces a queued older one.
         key = (id(self), s.start)
         self._partial_keys.add(key)

@@ -20,6 +20,8 @@ FILLERS = {
     "zh": {"嗯", "呃", "额", "唔", "嗯嗯", "呃呃"},
     "ja": {"えー", "えーと", "あのー", "ええと", "えっと", "うーん"},
 }
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+_FULL_WIDTH = str.maketrans({",": "，", ".": "。", "?": "？", "!": "！", ":": "：", ";": "；"})
 CJK_LANGS = {"zh", "ja", "yue", "ko", "th", "lo", "my"}
 
 
@@ -69,6 +71,10 @@ def finalize_words(words: list[Word], language: str | None, *, simplified: bool,
         if simplified and language in ("zh", "yue"):
             raw = to_simplified(raw)
         core, punct = split_trailing_punctuation(raw)
+        if punct and language in ("zh", "yue", "ja") and core and _CJK_CHAR.match(core[-1]):
+            # after Chinese characters, punctuation is full-width (Whisper sometimes writes ",")
+            full = punct.translate(_FULL_WIDTH)
+            raw, punct = raw[: len(raw) - len(punct)] + full, full
         if remove_fillers and core.lower().strip(" ,.") in fillers:
             # Keep sentence-final punctuation of a dropped filler on the previous word.
             if out and punct and any(c in SENTENCE_END for c in punct):

@@ -53,5 +53,6 @@ class DecodeOptions:
     full_window: bool = True  # pad to Whisper's 30 s window (accurate) vs a short window (fast)
     word_timestamps: bool = True
     prefix: str | None = None  # text forced at the start of the output (stable partial prefix)
-    prompt: str | None = None  # context / hotwords fed to the decoder as previous text
+    prompt: str | None = None  # context fed to the decoder as previous text
+    hotwords: tuple = ()  # Hotword entries: added to the prompt when they fit the language
     temperature_fallback: bool = True  # retry with sampling when the output looks degenerate

@@ -29,6 +29,7 @@ from faster_whisper.transcribe import (
     merge_punctuations,
 )
 
+from voxscope.engine.hotwords import decoder_prompt, hotwords_for
 from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, to_simplified
 from voxscope.engine.types import DecodeOptions, Transcript, Word
 
@@ -224,9 +225,10 @@ class WhisperBackend:
     def _prompt(self, tok: Tokenizer, opts: DecodeOptions) -> list[int]:
         prompt: list[int] = []
         half = self._fw.max_length // 2
-        if opts.prompt and opts.prompt.strip():
+        text = decoder_prompt(hotwords_for(opts.hotwords, tok.language_code), opts.prompt)
+        if text and text.strip():
             prompt.append(tok.sot_prev)
-            prompt.extend(tok.encode(" " + opts.prompt.strip())[-(half - 1):])
+            prompt.extend(tok.encode(" " + text.strip())[-(half - 1):])
         prompt.extend(tok.sot_sequence)
         if opts.prefix and opts.prefix.strip():
             prompt.append(tok.timestamp_begin)

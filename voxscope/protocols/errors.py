@@ -6,6 +6,8 @@ import uuid
 
 from fastapi.responses import JSONResponse
 
+from voxscope.errors import ServiceError
+
 # Codes from the SDK's own error list where one fits; specific suffixes say what went wrong.
 INVALID_API_KEY = "InvalidApiKey"
 INVALID_PARAMETER = "InvalidParameter"
@@ -20,14 +22,8 @@ PROTOCOL_ERROR = "InvalidParameter.Protocol"
 UNAUTHORIZED_MESSAGE = "Invalid API-key provided."
 
 
-class ProtocolError(Exception):
-    """A request the server refuses: carries the DashScope code and a message for the client."""
-
-    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
+class ProtocolError(ServiceError):
+    """A request a protocol adapter refuses."""
 
 
 def new_request_id() -> str:

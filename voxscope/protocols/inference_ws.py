@@ -23,6 +23,7 @@ from voxscope.audio import SUPPORTED_FORMATS, AudioFormatError, StreamDecoder
 from voxscope.config import Profile
 from voxscope.engine.hotwords import Hotword, hotwords_from
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
+from voxscope.errors import ServiceError
 from voxscope.protocols import errors
 from voxscope.protocols.audio_io import decode
 from voxscope.protocols.errors import ProtocolError
@@ -30,7 +31,7 @@ from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_outpu
 from voxscope.protocols.params import opt_bool, opt_number
 from voxscope.server.auth import bearer_key
 from voxscope.server.runtime import Runtime
-from voxscope.storage.vocabularies import VocabularyError, VocabularyStore
+from voxscope.storage.vocabularies import VocabularyStore
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +156,7 @@ async def load_hotwords(rt: Runtime, headers: Mapping[str, str],
     """The words of the caller's vocabulary; an id of another key is as unknown as a wrong one."""
     owner = rt.keys.owner(bearer_key(headers))
     store = VocabularyStore(rt.db, rt.settings.max_vocabularies)
-    try:
-        record = await asyncio.to_thread(store.get, owner, vocabulary_id)
-    except VocabularyError as exc:
-        raise ProtocolError(exc.code, exc.message) from None
+    record = await asyncio.to_thread(store.get, owner, vocabulary_id)  # ServiceError if unknown
     return hotwords_from(record.words)
 
 
@@ -279,7 +277,7 @@ class InferenceConnection:
             if vocabulary_id:
                 req.recognizer.hotwords = await load_hotwords(self.rt, self.ws.headers,
                                                               vocabulary_id)
-        except ProtocolError as exc:
+        except ServiceError as exc:
             await self._fail_connection(exc.code, exc.message, task_id)
             return
         if not self.rt.capacity.try_acquire():

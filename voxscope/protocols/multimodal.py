@@ -38,7 +38,7 @@ from voxscope.audio.file_decoder import TARGET_RATE, iter_file_chunks
 from voxscope.config import Profile, Settings
 from voxscope.engine.offline import OfflineOptions, Sentence
 from voxscope.engine.text import is_cjk
-from voxscope.inputs import InputError, materialize
+from voxscope.inputs import materialize
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
@@ -193,8 +193,6 @@ def load_audio(rt: Runtime, ref: str) -> np.ndarray:
         try:
             path = materialize(ref, rt.settings, workdir, max_bytes=rt.settings.max_sync_bytes)
             return decode_capped(path, rt.settings.max_sync_seconds)
-        except InputError as exc:
-            raise ProtocolError(exc.code, exc.message, exc.http_status) from None
         except AudioFormatError as exc:
             raise ProtocolError(errors.BAD_AUDIO, exc.message) from None
     finally:

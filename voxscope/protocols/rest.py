@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from voxscope.errors import ServiceError
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.server.auth import bearer_key
@@ -69,8 +70,8 @@ def ok(payload: dict[str, Any], request_id: str | None = None) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Every REST failure answers with DashScope's envelope `{request_id, code, message}`."""
 
-    @app.exception_handler(ProtocolError)
-    async def _protocol(request: Request, exc: ProtocolError) -> JSONResponse:
+    @app.exception_handler(ServiceError)
+    async def _refused(request: Request, exc: ServiceError) -> JSONResponse:
         return error_response(exc.http_status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)

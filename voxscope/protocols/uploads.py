@@ -185,10 +185,7 @@ async def upload(request: Request) -> Response:
             raise ProtocolError(errors.INVALID_PARAMETER, "the upload needs a 'key' field and a 'file' part")
         if not key.startswith(policy["upload_dir"] + "/"):
             raise ProtocolError(ACCESS_DENIED, "the key is outside the policy's upload_dir", 403)
-        try:
-            dest = upload_path(rt.settings, key)
-        except InputError as exc:
-            raise ProtocolError(exc.code, exc.message, exc.http_status) from None
+        dest = upload_path(rt.settings, key)
         overwrite = (_text(form, "x-oss-forbid-overwrite") or "false").lower() != "true"
         limit = min(cap, policy["max_bytes"])
         try:

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.rest import caller, json_body, ok, section
-from voxscope.storage.vocabularies import VocabularyError, VocabularyRecord, VocabularyStore
+from voxscope.storage.vocabularies import VocabularyRecord, VocabularyStore
 
 router = APIRouter()
 
@@ -49,42 +49,39 @@ async def customization(request: Request) -> JSONResponse:
     action = inp.get("action")
     vocabularies = store(request)
     settings = request.app.state.runtime.settings
-    try:
-        if action == "create_vocabulary":
-            target = inp.get("target_model")
-            profile = settings.profile(target) if isinstance(target, str) else None
-            if profile is None:
-                raise ProtocolError(errors.MODEL_NOT_FOUND, f"target_model not found: {target!r}")
-            if not profile.hotwords:
-                raise ProtocolError(errors.UNSUPPORTED,
-                                    f"model {target} does not support hot words")
-            vid = await run_in_threadpool(vocabularies.create, owner, inp.get("prefix"),
-                                          target, inp.get("vocabulary"))
-            return ok({"output": {"vocabulary_id": vid}, "usage": {"count": 1}})
-        if action == "list_vocabulary":
-            prefix = inp.get("prefix")
-            if prefix is not None and not isinstance(prefix, str):
-                raise ProtocolError(errors.INVALID_PARAMETER, "prefix must be a string")
-            page_index = _int(inp.get("page_index"), "page_index", 0, 0, 1 << 20)
-            page_size = _int(inp.get("page_size"), "page_size", 10, 1, 100)
-            rows = await run_in_threadpool(vocabularies.list, owner, prefix, page_index, page_size)
-            return ok({"output": {"vocabulary_list": [_summary(r) for r in rows]},
-                       "usage": {"count": 1}})
-        if action == "query_vocabulary":
-            r = await run_in_threadpool(vocabularies.get, owner, inp.get("vocabulary_id"))
-            return ok({"output": {"vocabulary": r.words, "target_model": r.target_model,
-                                  "prefix": r.prefix, "gmt_create": _time(r.created),
-                                  "gmt_modified": _time(r.modified), "status": "OK"},
-                       "usage": {"count": 1}})
-        if action == "update_vocabulary":
-            await run_in_threadpool(vocabularies.update, owner, inp.get("vocabulary_id"),
-                                    inp.get("vocabulary"))
-            return ok({"output": {}, "usage": {"count": 1}})
-        if action == "delete_vocabulary":
-            await run_in_threadpool(vocabularies.delete, owner, inp.get("vocabulary_id"))
-            return ok({"output": {}, "usage": {"count": 1}})
-    except VocabularyError as exc:
-        raise ProtocolError(exc.code, exc.message, exc.http_status) from None
+    if action == "create_vocabulary":
+        target = inp.get("target_model")
+        profile = settings.profile(target) if isinstance(target, str) else None
+        if profile is None:
+            raise ProtocolError(errors.MODEL_NOT_FOUND, f"target_model not found: {target!r}")
+        if not profile.hotwords:
+            raise ProtocolError(errors.UNSUPPORTED,
+                                f"model {target} does not support hot words")
+        vid = await run_in_threadpool(vocabularies.create, owner, inp.get("prefix"),
+                                      target, inp.get("vocabulary"))
+        return ok({"output": {"vocabulary_id": vid}, "usage": {"count": 1}})
+    if action == "list_vocabulary":
+        prefix = inp.get("prefix")
+        if prefix is not None and not isinstance(prefix, str):
+            raise ProtocolError(errors.INVALID_PARAMETER, "prefix must be a string")
+        page_index = _int(inp.get("page_index"), "page_index", 0, 0, 1 << 20)
+        page_size = _int(inp.get("page_size"), "page_size", 10, 1, 100)
+        rows = await run_in_threadpool(vocabularies.list, owner, prefix, page_index, page_size)
+        return ok({"output": {"vocabulary_list": [_summary(r) for r in rows]},
+                   "usage": {"count": 1}})
+    if action == "query_vocabulary":
+        r = await run_in_threadpool(vocabularies.get, owner, inp.get("vocabulary_id"))
+        return ok({"output": {"vocabulary": r.words, "target_model": r.target_model,
+                              "prefix": r.prefix, "gmt_create": _time(r.created),
+                              "gmt_modified": _time(r.modified), "status": "OK"},
+                   "usage": {"count": 1}})
+    if action == "update_vocabulary":
+        await run_in_threadpool(vocabularies.update, owner, inp.get("vocabulary_id"),
+                                inp.get("vocabulary"))
+        return ok({"output": {}, "usage": {"count": 1}})
+    if action == "delete_vocabulary":
+        await run_in_threadpool(vocabularies.delete, owner, inp.get("vocabulary_id"))
+        return ok({"output": {}, "usage": {"count": 1}})
     raise ProtocolError(errors.INVALID_PARAMETER,
                         f"unknown action {action!r}; expected one of create_vocabulary, "
                         "list_vocabulary, query_vocabulary, update_vocabulary, delete_vocabulary")

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from voxscope.errors import ServiceError
 from voxscope.storage.database import Database
 from voxscope.storage.tables import Vocabulary, utcnow
 
@@ -24,12 +25,8 @@ WEIGHTS = range(1, 6)
 DEFAULT_WEIGHT = 4
 
 
-class VocabularyError(ValueError):
-    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
+class VocabularyError(ServiceError):
+    """A vocabulary request refused (limits, unknown id)."""
 
 
 NOT_FOUND = "InvalidParameter.VocabularyNotFound"
