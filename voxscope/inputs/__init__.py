@@ -7,6 +7,6 @@ Blocking (network and disk): call it from a worker thread, never on the event lo
 """
 
 from voxscope.inputs.errors import InputError
-from voxscope.inputs.sources import materialize, safe_key, upload_path
+from voxscope.inputs.sources import materialize, precheck, safe_key, upload_path
 
-__all__ = ["InputError", "materialize", "safe_key", "upload_path"]
+__all__ = ["InputError", "materialize", "precheck", "safe_key", "upload_path"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import time
@@ -24,8 +25,14 @@ from pathlib import Path
 from urllib.parse import unquote, unquote_to_bytes, urlsplit
 
 from voxscope.config import Settings
-from voxscope.inputs.errors import FILE_NOT_FOUND, FILE_TOO_LARGE, FILE_URL, InputError
-from voxscope.inputs.fetch import fetch, size_text
+from voxscope.inputs.errors import (
+    FILE_NOT_FOUND,
+    FILE_TOO_LARGE,
+    FILE_URL,
+    PRIVATE_ADDRESS,
+    InputError,
+)
+from voxscope.inputs.fetch import check_url, fetch, is_public, size_text
 
 MAX_KEY_LEN = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -143,6 +150,15 @@ def _uploaded(ref: str, settings: Settings, max_bytes: int) -> Path:
 
 
 def _local(ref: str, settings: Settings, max_bytes: int) -> Path:
+    raw, real = _local_place(ref, settings)
+    path = Path(real)
+    if not path.is_file():
+        raise InputError(FILE_NOT_FOUND, f"no such file: {raw}")
+    return _check_size(path, max_bytes)
+
+
+def _local_place(ref: str, settings: Settings) -> tuple[str, str]:
+    """(path as given, real path) of a file:// URL, refused unless inside file_roots."""
     parts = urlsplit(ref)
     if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
         raise InputError(FILE_URL, "a file:// URL must name an absolute local path (file:///path)")
@@ -157,10 +173,31 @@ def _local(ref: str, settings: Settings, max_bytes: int) -> Path:
     if not any(_inside(real, root) for root in roots):
         raise InputError(FILE_URL, "file:// input may only read from the server's configured "
                                    "file_roots; this path is outside them")
-    path = Path(real)
-    if not path.is_file():
-        raise InputError(FILE_NOT_FOUND, f"no such file: {raw}")
-    return _check_size(path, max_bytes)
+    return raw, real
+
+
+def precheck(ref: str, settings: Settings) -> None:
+    """Refuse at once what `materialize` would certainly refuse later (scheme, file:// outside
+    file_roots, a literal private address), so a task is not accepted only to fail. Hosts that
+    need DNS are checked when fetched. No network, no file access."""
+    head = ref[:8].lower() if isinstance(ref, str) else ""
+    if head.startswith(("http://", "https://")):
+        url = check_url(ref)
+        if not settings.fetch_allow_private:
+            host = url.host.lower()
+            try:
+                private = not is_public(ipaddress.ip_address(host))
+            except ValueError:
+                private = host == "localhost" or host.endswith(".localhost")
+            if private:
+                raise InputError(PRIVATE_ADDRESS, f"the file URL's host {url.host!r} is not a "
+                                 "public address; only public internet addresses may be fetched")
+    elif head.startswith("file://"):
+        _local_place(ref, settings)
+    elif head.startswith("oss://"):
+        safe_key(ref[len("oss://"):])
+    elif not head.startswith("data:"):
+        materialize(ref, settings, Path("."), max_bytes=0)  # raises the unsupported-scheme error
 
 
 def materialize(ref: str, settings: Settings, workdir: Path, *, max_bytes: int) -> Path:

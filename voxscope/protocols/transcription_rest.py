@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from voxscope.config import Profile
+from voxscope.config import Profile, Settings
+from voxscope.inputs import precheck
 from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, SUCCEEDED, TaskView
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
@@ -26,7 +27,6 @@ from voxscope.storage.vocabularies import VocabularyStore
 
 router = APIRouter()
 
-SCHEMES = ("http://", "https://", "oss://", "file://")
 MAX_FILES = 100
 MAX_CONTEXT_CHARS = 20000  # the documented 10 000-token context, generously in characters
 FILE_URL = "InvalidParameter.FileUrl"
@@ -36,7 +36,7 @@ def _stamp(t: datetime | None) -> str | None:
     return t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if t else None
 
 
-def _urls(profile: Profile, inp: dict[str, Any]) -> list[str]:
+def _urls(profile: Profile, inp: dict[str, Any], settings: Settings) -> list[str]:
     if profile.file_form == "qwen":
         url = inp.get("file_url")
         if not isinstance(url, str) or not url.strip():
@@ -51,9 +51,10 @@ def _urls(profile: Profile, inp: dict[str, Any]) -> list[str]:
             raise ProtocolError(errors.INVALID_PARAMETER, f"at most {MAX_FILES} files per task")
         urls = [u.strip() for u in urls]
     for u in urls:
-        if not u.lower().startswith(SCHEMES):
-            raise ProtocolError(FILE_URL, f"unsupported file URL {u[:200]!r}: use http(s):// "
-                                          "(or an oss:// key from an upload)")
+        if u[:5].lower() == "data:":
+            raise ProtocolError(FILE_URL, "file tasks take URLs, not data: URIs (use the sync "
+                                          "API or the upload flow for local audio)")
+        precheck(u, settings)
     return urls
 
 
@@ -152,7 +153,7 @@ async def submit(request: Request) -> JSONResponse:
     if profile.kind != "file":
         raise ProtocolError(errors.MODEL_NOT_FOUND,
                             f"model {model} is not a file transcription model")
-    urls = _urls(profile, section(body, "input"))
+    urls = _urls(profile, section(body, "input"), rt.settings)
     options = await _options(request, owner, profile, section(body, "parameters"), body)
     task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name, profile.file_form,
                                       urls, {"options": options})
