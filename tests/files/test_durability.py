@@ -128,6 +128,9 @@ def test_kill9_mid_task_resumes_without_redoing_chunks(srv, audio_host):
           f"WER {wer:.1%} over {seconds:.0f} s")
     assert wer <= 0.12, tr["text"]
     assert srv.health()["status"] == "ok"
+    # The download of attempt 1 was reused: the file was fetched once.
+    fetched = [p for m, p in audio_host.requests if m == "GET" and p.endswith("long_durability.wav")]
+    assert len(fetched) == 1, fetched
 
 
 def test_progress_is_persisted_every_checkpoint(srv):

@@ -7,6 +7,7 @@ channel after its last saved chunk. Only decoded audio of the current stretch is
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -149,7 +150,7 @@ class TaskRunner:
         opts = request.get("options", {})
         workdir = self._workdir(task_id) / str(f.index)
         workdir.mkdir(parents=True, exist_ok=True)
-        path = materialize(f.url, self.settings, workdir, max_bytes=self.settings.max_async_bytes)
+        path = self._source(f.url, workdir)
         info = probe_audio(path)
         cap = self.settings.max_async_seconds
         if info.duration_s is not None and info.duration_s > cap + 1:
@@ -181,6 +182,22 @@ class TaskRunner:
         else:
             doc = results.paraformer_document(f.url, meta, by_channel)
         return doc, meta["duration"]
+
+    def _source(self, url: str, workdir: Path) -> Path:
+        """The input as a local file. A download finished by an earlier attempt is reused, so a
+        resumed task does not fetch a 2 GB file again."""
+        record = workdir / "source.json"
+        try:
+            saved = json.loads(record.read_text())
+            path = Path(saved["path"])
+            if saved["url"] == url and path.stat().st_size == saved["size"]:
+                return path
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        path = materialize(url, self.settings, workdir, max_bytes=self.settings.max_async_bytes)
+        record.write_text(json.dumps({"url": url, "path": str(path),
+                                      "size": path.stat().st_size}))
+        return path
 
     def _channel(self, task_id: str, index: int, channel: int, path: Path,
                  pick: int | None, attempt: int, opts: OfflineOptions, profile,

@@ -42,7 +42,7 @@ from voxscope.inputs import materialize
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
-from voxscope.protocols.rest import caller, json_body, section, take_slot
+from voxscope.protocols.rest import caller, context_tokens, json_body, section, take_slot
 from voxscope.server.capacity import Slot
 from voxscope.server.runtime import Runtime
 
@@ -243,7 +243,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
     seconds = max(1, math.ceil(audio.size / TARGET_RATE - 1e-6))
     opts = OfflineOptions(language=req.language, allowed_languages=req.languages,
                           prompt=req.context or None)
-    context_tokens = await run_in_threadpool(count_tokens, rt, req.profile, req.context, req.language)
+    context_count = await run_in_threadpool(context_tokens, rt, req.profile, req.context)
     request_id = new_request_id()
 
     def sentences() -> Iterator[Sentence]:
@@ -256,7 +256,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
         out_tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
         return JSONResponse({"request_id": request_id,
                              "output": {"choices": [_choice(text, language, "stop")]},
-                             "usage": _usage(context_tokens, out_tokens, seconds)})
+                             "usage": _usage(context_count, out_tokens, seconds)})
 
     async def events() -> AsyncIterator[str]:
         n = 0
@@ -272,12 +272,12 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
                 yield _sse(n, {"request_id": request_id,
                                "output": {"choices": [_choice(piece if req.incremental else text,
                                                               s.language, "null")]},
-                               "usage": _usage(context_tokens, tokens, seconds)})
+                               "usage": _usage(context_count, tokens, seconds)})
             language = main_language(done, req.language)
             tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
             final = _choice(None, None, "stop") if req.incremental else _choice(text, language, "stop")
             yield _sse(n + 1, {"request_id": request_id, "output": {"choices": [final]},
-                               "usage": _usage(context_tokens, tokens, seconds)})
+                               "usage": _usage(context_count, tokens, seconds)})
         except Exception as exc:  # the engine failed mid-stream: the SDK reads event:error
             log.exception("sync recognition failed")
             code, message = errors.INTERNAL_ERROR, str(exc) or "internal error"

@@ -54,6 +54,18 @@ def section(body: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+MAX_CONTEXT_TOKENS = 10000  # the documented limit of context-biasing text
+
+
+def context_tokens(rt, profile, text: str | None) -> int:
+    """Tokens of a context text; refused above the documented 10 000 (blocking: tokenizes)."""
+    n = len(rt.engine.tokenize(profile, text)) if text else 0
+    if n > MAX_CONTEXT_TOKENS:
+        raise ProtocolError(errors.INVALID_PARAMETER, f"the context text is {n} tokens long; at "
+                            f"most {MAX_CONTEXT_TOKENS} are accepted")
+    return n
+
+
 def take_slot(request: Request) -> Slot:
     """A capacity slot for a sync recognition, or DashScope's Throttling answer (429)."""
     rt = request.app.state.runtime

@@ -22,13 +22,12 @@ from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, SUCCEEDED, Task
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.params import opt_bool
-from voxscope.protocols.rest import caller, json_body, ok, section
+from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
 from voxscope.storage.vocabularies import VocabularyStore
 
 router = APIRouter()
 
 MAX_FILES = 100
-MAX_CONTEXT_CHARS = 20000  # the documented 10 000-token context, generously in characters
 FILE_URL = "InvalidParameter.FileUrl"
 
 
@@ -122,9 +121,7 @@ async def _options(request: Request, owner: str, profile: Profile,
         if not isinstance(corpus, dict) or not isinstance(corpus.get("text", ""), str):
             raise ProtocolError(errors.INVALID_PARAMETER, "corpus must be {\"text\": <string>}")
         prompt = corpus.get("text") or None
-        if prompt and len(prompt) > MAX_CONTEXT_CHARS:
-            raise ProtocolError(errors.INVALID_PARAMETER, "corpus.text is longer than the "
-                                                          "10 000-token context limit")
+        await run_in_threadpool(context_tokens, rt, profile, prompt)
     hotwords: list[dict] = []
     vocabulary_id = params.get("vocabulary_id")
     if vocabulary_id is not None:

@@ -1,4 +1,5 @@
-"""Sync calls share the server's recognition capacity; uploads expire."""
+"""Limits of the sync API: recognition capacity shared with realtime tasks, upload expiry, the
+10 000-token context."""
 
 from __future__ import annotations
 
@@ -73,3 +74,20 @@ def test_expired_uploads_are_removed(tmp_path):
     assert expire_uploads(settings) == 1
     assert not old.exists() and not old.parent.exists()
     assert new.exists()
+
+
+def test_context_over_10000_tokens_is_refused(sync_server):
+    context = "voxscope hotword " * 6000  # ~12 000 tokens
+    audio = data_uri(wav_bytes(clip_pcm("en_beckett")), "audio/wav")
+    r = httpx.post(sync_server.http + "/api/v1/services/aigc/multimodal-generation/generation",
+                   json={"model": "qwen3-asr-flash", "parameters": {},
+                         "input": {"messages": msgs(audio, context)}}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert "10000" in r.json()["message"]
+    r = httpx.post(sync_server.http + "/api/v1/services/audio/asr/transcription",
+                   headers={"X-DashScope-Async": "enable"},
+                   json={"model": "qwen3-asr-flash-filetrans",
+                         "parameters": {"corpus": {"text": context}},
+                         "input": {"file_url": "https://example.com/a.wav"}}, timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "InvalidParameter"
