@@ -69,7 +69,8 @@ def serve_folder(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, nargs="+", default=[5, 15, 30])
+    ap.add_argument("--minutes", type=float, nargs="*", default=[5, 15, 30],
+                    help="file lengths for the async-task part (none: only the sync part)")
     ap.add_argument("--skip-faster-whisper", action="store_true")
     args = ap.parse_args()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import ServerProcess
+from tests.support import ServerProcess, sdk_at
 
 # Short timeouts keep most tests fast; one test module runs the real defaults (test_defaults.py).
 FAST_ENV = {
@@ -25,11 +25,5 @@ def server():
 @pytest.fixture()
 def dashscope_at(server):
     """The dashscope SDK pointed at the module's server; restores global state afterwards."""
-    import dashscope
-
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url, dashscope.base_http_api_url)
-    dashscope.api_key = "test-key"
-    dashscope.base_websocket_api_url = server.ws_inference
-    dashscope.base_http_api_url = server.http + "/api/v1"
-    yield dashscope
-    dashscope.api_key, dashscope.base_websocket_api_url, dashscope.base_http_api_url = saved
+    with sdk_at(server) as dashscope:
+        yield dashscope

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -28,6 +29,66 @@ AUDIO_DIR = Path(os.environ.get("VOXSCOPE_TEST_AUDIO", Path(__file__).resolve().
                                 "shared" / "audio"))
 if not AUDIO_DIR.is_dir():  # a checkout next to shared/ (CI) or the session layout
     AUDIO_DIR = Path("/work/shared/audio")
+
+
+class CallbackLog:
+    """What the SDK callback recorders share: every callback in arrival order (a `Call` with the
+    arrival time and its kind), and `done` set by on_complete / on_error. Subclasses name their
+    `Call` type and add on_event / on_error and their own views."""
+
+    Call: type
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def _add(self, call) -> None:
+        with self.lock:
+            self.calls.append(call)
+
+    def on_open(self) -> None:
+        self._add(self.Call(time.monotonic(), "open"))
+
+    def on_complete(self) -> None:
+        self._add(self.Call(time.monotonic(), "complete"))
+        self.done.set()
+
+    def on_close(self) -> None:
+        self._add(self.Call(time.monotonic(), "close"))
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls = []
+        self.done.clear()
+
+    def kinds(self) -> list[str]:
+        return [c.kind for c in self.calls]
+
+    def events(self) -> list:
+        return [c for c in self.calls if c.kind == "event"]
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"Recorder({self.summary()})"
+
+
+@contextlib.contextmanager
+def sdk_at(server, api_key: str = "test-key"):
+    """The dashscope SDK's globals (key, WebSocket and HTTP base URLs) pointed at `server` for
+    the block; restored afterwards. Yields the `dashscope` module."""
+    import dashscope
+
+    saved = (dashscope.api_key, dashscope.base_websocket_api_url, dashscope.base_http_api_url)
+    dashscope.api_key = api_key
+    dashscope.base_websocket_api_url = server.ws_inference
+    dashscope.base_http_api_url = server.http + "/api/v1"
+    try:
+        yield dashscope
+    finally:
+        dashscope.api_key, dashscope.base_websocket_api_url, dashscope.base_http_api_url = saved
 
 
 def free_port() -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.files.helpers import AudioHost, sdk_http
-from tests.support import ServerProcess
+from tests.files.helpers import AudioHost
+from tests.support import ServerProcess, sdk_at
 
 
 @pytest.fixture(scope="session")
@@ -26,5 +26,5 @@ def srv():
 
 @pytest.fixture()
 def sdk(srv):
-    with sdk_http(srv):
+    with sdk_at(srv):
         yield

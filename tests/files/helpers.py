@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -42,18 +41,6 @@ ZH_CLIPS = [c["id"] for c in manifest() if c["lang"] == "zh"]
 
 
 # -- the SDK's global configuration --------------------------------------------------------------
-@contextlib.contextmanager
-def sdk_http(server, api_key: str = "test-key") -> Iterator[None]:
-    """Point the 1.x SDK's HTTP base URL and key at `server` for the duration of the block."""
-    import dashscope
-
-    saved = (dashscope.api_key, dashscope.base_http_api_url)
-    dashscope.api_key = api_key
-    dashscope.base_http_api_url = server.http + "/api/v1"
-    try:
-        yield
-    finally:
-        dashscope.api_key, dashscope.base_http_api_url = saved
 
 
 # -- serving audio over HTTP ---------------------------------------------------------------------

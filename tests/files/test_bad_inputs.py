@@ -32,9 +32,8 @@ from tests.files.helpers import (
     duration_s,
     get_doc,
     output_dict,
-    sdk_http,
 )
-from tests.support import AUDIO_DIR, ServerProcess, clip, error_rate, wav_bytes
+from tests.support import AUDIO_DIR, ServerProcess, clip, error_rate, sdk_at, wav_bytes
 
 KEY, KEY2 = "files-key-1", "files-key-2"
 MAX_BYTES = 2_000_000
@@ -62,7 +61,7 @@ def keyed_srv():
 
 @pytest.fixture()
 def sdk(open_srv):
-    with sdk_http(open_srv):
+    with sdk_at(open_srv):
         yield
     assert open_srv.alive(), open_srv.log()
     assert open_srv.health()["status"] == "ok"
@@ -70,7 +69,7 @@ def sdk(open_srv):
 
 @pytest.fixture()
 def keyed_sdk(keyed_srv):
-    with sdk_http(keyed_srv, api_key=KEY):
+    with sdk_at(keyed_srv, api_key=KEY):
         yield
     assert keyed_srv.alive(), keyed_srv.log()
     assert keyed_srv.health()["status"] == "ok"
@@ -208,7 +207,7 @@ def test_malformed_bodies(open_srv):
 # -- the keyed server: keys, private addresses, file roots, expiring links -------------------------
 def test_row54_wrong_key(keyed_srv, audio_host):
     url = audio_host.clip_url("en_ldc93s1")
-    with sdk_http(keyed_srv, api_key="wrong-key"):
+    with sdk_at(keyed_srv, api_key="wrong-key"):
         for resp in (QwenTranscription.async_call(model=QWEN, file_url=url),
                      Transcription.async_call(model=PARAFORMER, file_urls=[url]),
                      QwenTranscription.fetch(task="some-task"),
@@ -274,11 +273,11 @@ def test_file_roots_inside_works_without_key_outside_refused(keyed_srv, keyed_sd
 def test_tasks_are_private_to_their_key(keyed_srv, audio_host):
     """A task submitted with one key is UNKNOWN to another key and absent from its list."""
     inside = f"file://{(AUDIO_DIR / clip('en_ldc93s1')['path']).resolve()}"
-    with sdk_http(keyed_srv, api_key=KEY):
+    with sdk_at(keyed_srv, api_key=KEY):
         r = QwenTranscription.async_call(model=QWEN, file_url=inside)
         assert r.status_code == 200, (r.status_code, r.code, r.message)
         task_id = r.output.task_id
-    with sdk_http(keyed_srv, api_key=KEY2):
+    with sdk_at(keyed_srv, api_key=KEY2):
         f = QwenTranscription.fetch(task=task_id)
         assert f.status_code == 200 and f.output.task_status == "UNKNOWN", output_dict(f)
         lst = output_dict(Transcription.list(page_size=100))
@@ -286,6 +285,6 @@ def test_tasks_are_private_to_their_key(keyed_srv, audio_host):
         c = QwenTranscription.cancel(task_id)
         assert c.status_code != 200 or QwenTranscription.fetch(task=task_id).output.task_status \
             == "UNKNOWN"
-    with sdk_http(keyed_srv, api_key=KEY):
+    with sdk_at(keyed_srv, api_key=KEY):
         w = QwenTranscription.wait(task=task_id, wait_timeout=120)
         assert w.output.task_status == "SUCCEEDED", output_dict(w)

@@ -24,11 +24,10 @@ from tests.files.helpers import (
     concat_clips,
     get_doc,
     output_dict,
-    sdk_http,
     task_record,
     wait_until,
 )
-from tests.support import ServerProcess, clip, error_rate, wav_bytes
+from tests.support import ServerProcess, clip, error_rate, sdk_at, wav_bytes
 
 CHECKPOINT_S = 20
 WINDOW_S = 30  # Whisper's window: a checkpoint may come up to one window late
@@ -55,14 +54,14 @@ def test_row55_sigterm_restart_completes(srv, audio_host):
     the same folder and port: `wait()` on the same id gives SUCCEEDED."""
     cid = "en_jfk_inaugural"
     url = audio_host.clip_url(cid)
-    with sdk_http(srv):
+    with sdk_at(srv):
         r = QwenTranscription.async_call(model=QWEN, file_url=url)
         assert r.status_code == 200, (r.status_code, r.code, r.message)
         task_id = r.output.task_id
         time.sleep(0.5)
     srv.stop()  # SIGTERM
     srv.start()
-    with sdk_http(srv):
+    with sdk_at(srv):
         w = QwenTranscription.wait(task=task_id, wait_timeout=240)
         assert w.status_code == 200 and w.output.task_status == "SUCCEEDED", output_dict(w)
         doc = get_doc(w.output["result"]["transcription_url"])
@@ -77,7 +76,7 @@ def test_kill9_mid_task_resumes_without_redoing_chunks(srv, audio_host):
     url = audio_host.put("long_durability.wav", wav_bytes(pcm))
     db = _db(srv)
 
-    with sdk_http(srv):
+    with sdk_at(srv):
         r = QwenTranscription.async_call(model=QWEN, file_url=url)
         assert r.status_code == 200, (r.status_code, r.code, r.message)
         task_id = r.output.task_id
@@ -95,7 +94,7 @@ def test_kill9_mid_task_resumes_without_redoing_chunks(srv, audio_host):
                                    "too fast for this test's checkpoint spacing", done_s, seconds)
 
     srv.start()  # same workdir, same port; the client does not resubmit
-    with sdk_http(srv):
+    with sdk_at(srv):
         w = QwenTranscription.wait(task=task_id, wait_timeout=480)
         assert w.status_code == 200 and w.output.task_status == "SUCCEEDED", output_dict(w)
         doc = get_doc(w.output["result"]["transcription_url"])

@@ -15,8 +15,8 @@ import pytest
 from dashscope.audio.asr import VocabularyService
 from dashscope.audio.qwen_asr import QwenTranscription
 
-from tests.files.helpers import QWEN, get_doc, output_dict, sdk_http
-from tests.support import ServerProcess, clip, error_rate, free_port
+from tests.files.helpers import QWEN, get_doc, output_dict
+from tests.support import ServerProcess, clip, error_rate, free_port, sdk_at
 
 BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -60,7 +60,7 @@ def srv(pg_url):
 def test_task_and_vocabulary_stored_in_postgres(srv, pg_url, audio_host):
     import psycopg
 
-    with sdk_http(srv):
+    with sdk_at(srv):
         vid = VocabularyService().create_vocabulary(target_model="fun-asr-realtime",
                                                     prefix="pg", vocabulary=[{"text": "达摩院"}])
         sub = QwenTranscription.async_call(model=QWEN,

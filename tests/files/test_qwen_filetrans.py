@@ -32,10 +32,9 @@ from tests.files.helpers import (
     duration_s,
     get_doc,
     output_dict,
-    sdk_http,
     stereo_pcm,
 )
-from tests.support import clip, error_rate, wav_bytes
+from tests.support import clip, error_rate, sdk_at, wav_bytes
 
 
 def _wait_ok(task_id: str, timeout: int = 240) -> dict:
@@ -55,7 +54,7 @@ def _main_language(transcript: dict) -> str:
 @pytest.fixture(scope="module")
 def batch(srv, audio_host):
     """Every English and Mandarin clip as its own task, all submitted before any is awaited."""
-    with sdk_http(srv):
+    with sdk_at(srv):
         submitted = {}
         for cid in EN_CLIPS + ZH_CLIPS:
             url = audio_host.clip_url(cid)

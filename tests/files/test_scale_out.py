@@ -29,10 +29,9 @@ from tests.files.helpers import (
     chunks_of,
     get_doc,
     output_dict,
-    sdk_http,
     task_record,
 )
-from tests.support import ServerProcess, clip, error_rate, free_port
+from tests.support import ServerProcess, clip, error_rate, free_port, sdk_at
 
 CLIPS = ["en_beckett", "zh_cosyvoice_zero_shot_prompt", "zh_BAC009S0764W0121",
          "zh_paddlespeech_zh", "zh_funasr_asr_example", "en_librispeech_1995-1837-0001"]
@@ -100,7 +99,7 @@ def cluster(redis_port):
 @pytest.mark.timeout(420)
 def test_two_workers_share_tasks_exactly_once(cluster, audio_host):
     api, workers, db = cluster
-    with sdk_http(api):
+    with sdk_at(api):
         submitted = {}
         for cid in CLIPS:
             r = QwenTranscription.async_call(model=QWEN, file_url=audio_host.clip_url(cid))

@@ -21,9 +21,8 @@ from tests.files.helpers import (
     duration_s,
     get_doc,
     output_dict,
-    sdk_http,
 )
-from tests.support import ServerProcess, clip, error_rate
+from tests.support import ServerProcess, clip, error_rate, sdk_at
 
 STATE: dict[str, str] = {}
 
@@ -90,7 +89,7 @@ def test_row50_unknown_task_id(sdk):
 def test_pending_tasks_survive_restart_and_complete(srv, audio_host):
     """Row 55 for queued work: submit on an API-only server, stop it (SIGTERM), start it again
     with a worker; `wait()` on the same ids gives SUCCEEDED, the canceled task is never run."""
-    with sdk_http(srv):
+    with sdk_at(srv):
         q = QwenTranscription.async_call(model=QWEN, file_url=audio_host.clip_url("en_beckett"))
         t = Transcription.async_call(model=PARAFORMER,
                                      file_urls=[audio_host.clip_url("zh_paddlespeech_zh")])
@@ -98,7 +97,7 @@ def test_pending_tasks_survive_restart_and_complete(srv, audio_host):
     srv.stop()
     srv.config = {"server": {"fetch_allow_private": True, "workers": 1}}
     srv.start()
-    with sdk_http(srv):
+    with sdk_at(srv):
         wq = QwenTranscription.wait(task=q.output.task_id, wait_timeout=240)
         assert wq.status_code == 200 and wq.output.task_status == "SUCCEEDED", output_dict(wq)
         doc = get_doc(wq.output["result"]["transcription_url"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dashscope.audio.asr import (
@@ -21,7 +21,7 @@ from dashscope.audio.asr import (
 )
 from dashscope.audio.asr.translation_recognizer import WordObj
 
-from tests.support import clip, error_rate
+from tests.support import CallbackLog, clip, error_rate
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 # "Text matches" for transcriptions, as in tests/protocols: whisper-base hears en_ldc93s1 as "She had a
@@ -43,47 +43,18 @@ class Call:
     error: Any = None  # the DashScopeAPIResponse given to on_error
 
 
-@dataclass(repr=False)
-class Recorder(TranslationRecognizerCallback):
+class Recorder(CallbackLog, TranslationRecognizerCallback):
     """Records every callback of a TranslationRecognizer* in order, with its arrival time."""
 
-    calls: list[Call] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    done: threading.Event = field(default_factory=threading.Event)  # on_complete or on_error
-
-    def _add(self, call: Call) -> None:
-        with self.lock:
-            self.calls.append(call)
-
-    def on_open(self) -> None:
-        self._add(Call(time.monotonic(), "open"))
+    Call = Call
 
     def on_event(self, request_id, transcription_result, translation_result, usage) -> None:
         self._add(Call(time.monotonic(), "event", request_id, transcription_result,
                        translation_result, usage))
 
-    def on_complete(self) -> None:
-        self._add(Call(time.monotonic(), "complete"))
-        self.done.set()
-
     def on_error(self, message) -> None:
         self._add(Call(time.monotonic(), "error", error=message))
         self.done.set()
-
-    def on_close(self) -> None:
-        self._add(Call(time.monotonic(), "close"))
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls = []
-        self.done.clear()
-
-    # views
-    def kinds(self) -> list[str]:
-        return [c.kind for c in self.calls]
-
-    def events(self) -> list[Call]:
-        return [c for c in self.calls if c.kind == "event"]
 
     def errors(self) -> list[Any]:
         return [c.error for c in self.calls if c.kind == "error"]
@@ -111,8 +82,6 @@ class Recorder(TranslationRecognizerCallback):
                 out.append(c.kind)
         return "; ".join(out)
 
-    def __repr__(self) -> str:
-        return f"Recorder({self.summary()})"
 
 
 def is_sentence_end(c: Call) -> bool:

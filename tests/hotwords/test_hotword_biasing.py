@@ -27,7 +27,7 @@ import pytest
 from dashscope.audio.asr import Recognition, TranslationRecognizerRealtime
 
 from tests.gummy.gummy_helpers import error_text
-from tests.hotwords.vocab_helpers import Vocabs, has_hotword, sdk_globals
+from tests.hotwords.vocab_helpers import Vocabs, has_hotword
 from tests.protocols.inference_helpers import (
     assert_matches,
     check_failed_call,
@@ -35,7 +35,7 @@ from tests.protocols.inference_helpers import (
     good_call,
     stream_recognition,
 )
-from tests.support import clip, clip_pcm, error_rate, wav_bytes
+from tests.support import clip, clip_pcm, error_rate, sdk_at, wav_bytes
 
 # The hot-word set. Chosen by running every clip of shared/audio through the server *without* a
 # vocabulary (`Recognition(model=..., format='wav', sample_rate=16000, language_hints=[lang])
@@ -96,7 +96,7 @@ def _call(path: str, lang: str, vocabulary_id: str | None) -> str:
 @pytest.fixture(scope="module")
 def vocab_ids(server):
     """One vocabulary per language (all of that language's hot words), for the language's model."""
-    with sdk_globals(server):
+    with sdk_at(server):
         v = Vocabs()
         ids = {lang: v.create(_language_vocabulary(lang), prefix=f"hw{lang}", target_model=model)
                for lang, model in MODEL_FOR.items()}
@@ -109,7 +109,7 @@ def runs(server, vocab_ids, tmp_path_factory) -> dict[str, Run]:
     """Every clip without and with its language's vocabulary (sequential: deterministic decoding)."""
     workdir = tmp_path_factory.mktemp("hotwords")
     out = {}
-    with sdk_globals(server):
+    with sdk_at(server):
         for clip_id in [*HOTWORD_CLIPS, *NON_HOTWORD_CLIPS]:
             lang = clip(clip_id)["lang"]
             path = workdir / f"{clip_id}.wav"

@@ -22,10 +22,9 @@ from tests.hotwords.vocab_helpers import (
     Vocabs,
     check_envelope,
     refused,
-    sdk_globals,
 )
 from tests.protocols.inference_helpers import check_failed_call
-from tests.support import ServerProcess, clip
+from tests.support import ServerProcess, clip, sdk_at
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -270,7 +269,7 @@ def keyed_server():
 
 @pytest.fixture()
 def k1_k2(keyed_server):
-    with sdk_globals(keyed_server, api_key="k1"):
+    with sdk_at(keyed_server, api_key="k1"):
         k1, k2 = Vocabs(api_key="k1"), Vocabs(api_key="k2")
         yield k1, k2
         k1.cleanup()
@@ -307,12 +306,12 @@ def test_vocabularies_are_per_key(keyed_server, k1_k2):
         k2.service.delete_vocabulary(vid)
     assert k1.service.query_vocabulary(vid)["vocabulary"] == BAILIAN, "k2 changed k1's vocabulary"
     # k2 cannot use k1's vocabulary in a recognition either
-    with sdk_globals(keyed_server, api_key="k2"):
+    with sdk_at(keyed_server, api_key="k2"):
         r = Recognition(model="fun-asr-realtime", format="wav", sample_rate=16000, callback=None,
                         vocabulary_id=vid)
         res = r.call(str(clip("en_ldc93s1")["file"]))
         check_failed_call(res, r, "vocabulary")
-    with sdk_globals(keyed_server, api_key="k1"):
+    with sdk_at(keyed_server, api_key="k1"):
         r = Recognition(model="fun-asr-realtime", format="wav", sample_rate=16000, callback=None,
                         vocabulary_id=vid)
         res = r.call(str(clip("en_ldc93s1")["file"]))

@@ -18,25 +18,12 @@ import pytest
 from dashscope.audio.asr import VocabularyService
 from dashscope.audio.asr.vocabulary import VocabularyServiceException
 
-from tests.support import ServerProcess, norm_chars, norm_words
+from tests.support import norm_chars, norm_words
 
 VOCAB_ID = re.compile(r"vocab-(?P<prefix>[a-z0-9]{1,9})-[0-9a-f]{32}")
 CUSTOMIZATION = "/api/v1/services/audio/asr/customization"
 
 
-@contextlib.contextmanager
-def sdk_globals(server: ServerProcess, api_key: str = "test-key") -> Iterator[None]:
-    """Point the SDK's HTTP and WebSocket base URLs and key at `server` for the block."""
-    import dashscope
-
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url, dashscope.base_http_api_url)
-    dashscope.api_key = api_key
-    dashscope.base_websocket_api_url = server.ws_inference
-    dashscope.base_http_api_url = server.http + "/api/v1"
-    try:
-        yield
-    finally:
-        dashscope.api_key, dashscope.base_websocket_api_url, dashscope.base_http_api_url = saved
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -6,13 +6,10 @@ input; a raw `websocket-client` connection is used for frames the SDK never send
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ import numpy as np
 import websocket
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import clip, error_rate
+from tests.support import CallbackLog, clip, error_rate
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 SENTENCE_PUNCTUATION = ".。!！?？"
@@ -29,18 +26,6 @@ CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
 # -- the SDK's global configuration ----------------------------------------------------------------
-@contextlib.contextmanager
-def sdk_at(ws_url: str, api_key: str = "test-key") -> Iterator[None]:
-    """Point the 1.x SDK's globals at `ws_url` for the duration of the block."""
-    import dashscope
-
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url)
-    dashscope.api_key = api_key
-    dashscope.base_websocket_api_url = ws_url
-    try:
-        yield
-    finally:
-        dashscope.api_key, dashscope.base_websocket_api_url = saved
 
 
 # -- audio -----------------------------------------------------------------------------------------
@@ -64,50 +49,18 @@ class Call:
     result: RecognitionResult | None = field(default=None, repr=False)  # its repr raises (SDK 2.0.2)
 
 
-@dataclass(repr=False)
-class Recorder(RecognitionCallback):
+class Recorder(CallbackLog, RecognitionCallback):
     """Records every callback in order, with the time it arrived."""
 
-    calls: list[Call] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    done: threading.Event = field(default_factory=threading.Event)
-
-    def _add(self, call: Call) -> None:
-        with self.lock:
-            self.calls.append(call)
-
-    def on_open(self) -> None:
-        self._add(Call(time.monotonic(), "open"))
+    Call = Call
 
     def on_event(self, result: RecognitionResult) -> None:
         sentence = result.get_sentence()
         self._add(Call(time.monotonic(), "event", sentence, result.get_usage(sentence), result))
 
-    def on_complete(self) -> None:
-        self._add(Call(time.monotonic(), "complete"))
-        self.done.set()
-
     def on_error(self, result: RecognitionResult) -> None:
         self._add(Call(time.monotonic(), "error", result=result))
         self.done.set()
-
-    def on_close(self) -> None:
-        self._add(Call(time.monotonic(), "close"))
-
-    def __repr__(self) -> str:
-        return f"Recorder({self.summary()})"
-
-    def reset(self) -> None:
-        with self.lock:
-            self.calls = []
-        self.done.clear()
-
-    # views
-    def kinds(self) -> list[str]:
-        return [c.kind for c in self.calls]
-
-    def events(self) -> list[Call]:
-        return [c for c in self.calls if c.kind == "event"]
 
     def finals(self) -> list[Call]:
         return [c for c in self.events() if RecognitionResult.is_sentence_end(c.sentence)]

@@ -14,8 +14,8 @@ import websocket
 from dashscope.audio.asr import Recognition
 
 from tests.conftest import FAST_ENV
-from tests.protocols.inference_helpers import Recorder, good_call, sdk_at
-from tests.support import ServerProcess, clip
+from tests.protocols.inference_helpers import Recorder, good_call
+from tests.support import ServerProcess, clip, sdk_at
 
 KEY = "k1"
 SDK_MESSAGE = "Unauthorized, your api-key is invalid!"
@@ -30,20 +30,20 @@ def keyed_server():
 
 @pytest.mark.timeout(30)
 def test_row19_wrong_key_call_then_right_key(keyed_server):
-    with sdk_at(keyed_server.ws_inference, api_key="wrong"):
+    with sdk_at(keyed_server, api_key="wrong"):
         r = Recognition(model="fun-asr-realtime", format="wav", sample_rate=16000, callback=None)
         res = r.call(str(clip("en_ldc93s1")["file"]))
         assert res.status_code == 401, (res.status_code, res.code, res.message)
         assert res.message == SDK_MESSAGE, res.message
         assert not res.get_sentence()
-    with sdk_at(keyed_server.ws_inference, api_key=KEY):
+    with sdk_at(keyed_server, api_key=KEY):
         good_call()
     assert keyed_server.alive()
 
 
 @pytest.mark.timeout(30)
 def test_row19_wrong_key_callback(keyed_server):
-    with sdk_at(keyed_server.ws_inference, api_key="wrong"):
+    with sdk_at(keyed_server, api_key="wrong"):
         cb = Recorder()
         r = Recognition(model="fun-asr-realtime", format="pcm", sample_rate=16000, callback=cb)
         r.start()
@@ -54,7 +54,7 @@ def test_row19_wrong_key_callback(keyed_server):
         assert cb.kinds() == ["open", "error", "close"], cb.summary()
         err = cb.errors()[0]
         assert err.status_code == 401 and err.message == SDK_MESSAGE, cb.summary()
-    with sdk_at(keyed_server.ws_inference, api_key=KEY):
+    with sdk_at(keyed_server, api_key=KEY):
         good_call()
 
 
@@ -67,5 +67,5 @@ def test_raw_handshake_refused_with_json_body(keyed_server, header):
     assert info.value.status_code == 401
     body = json.loads(info.value.resp_body)
     assert body["code"] == "InvalidApiKey" and body["message"] and "request_id" in body, body
-    with sdk_at(keyed_server.ws_inference, api_key=KEY):
+    with sdk_at(keyed_server, api_key=KEY):
         good_call()

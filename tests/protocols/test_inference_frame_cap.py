@@ -19,10 +19,9 @@ from tests.protocols.inference_helpers import (
     assert_matches,
     check_streamed_run,
     good_call,
-    sdk_at,
     stream_recognition,
 )
-from tests.support import ServerProcess, clip_pcm
+from tests.support import ServerProcess, clip_pcm, sdk_at
 
 CAP = 65536
 EN = "en_ldc93s1"
@@ -39,7 +38,7 @@ def capped_server():
 def test_frame_over_cap_fails_task(capped_server):
     pcm = clip_pcm(EN)
     assert len(pcm) > CAP + 1000
-    with sdk_at(capped_server.ws_inference):
+    with sdk_at(capped_server):
         cb = Recorder()
         r = Recognition(model="fun-asr-realtime", format="pcm", sample_rate=16000, callback=cb)
         r.start()

@@ -27,13 +27,12 @@ from tests.protocols.inference_helpers import (
     check_failed_call,
     check_streamed_run,
     good_call,
-    sdk_at,
     send_stream,
     start_recognition,
     stream_recognition,
     write,
 )
-from tests.support import clip, clip_pcm, error_rate, silence_pcm, trim_silence, wav_bytes
+from tests.support import clip, clip_pcm, error_rate, sdk_at, silence_pcm, trim_silence, wav_bytes
 
 EN = "en_ldc93s1"  # 2.9 s
 ZH = "zh_funasr_asr_example"  # 5.5 s
@@ -70,7 +69,7 @@ def test_row16_workspace_and_data_inspection_headers(dashscope_at, monkeypatch):
 @pytest.fixture(scope="module")
 def paced_pcm_run(server):
     """Row 3's run, shared with row 5 (which compares its text)."""
-    with sdk_at(server.ws_inference):
+    with sdk_at(server):
         return stream_recognition(clip_pcm(EN), chunk=3200, pace=0.1)
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from dashscope.audio.asr import Recognition
 
-from tests.support import AUDIO_DIR, error_rate, manifest, pcm16
+from tests.support import AUDIO_DIR, error_rate, manifest, pcm16, sdk_at
 
 MODEL = "paraformer-realtime-v2"
 # Languages the paraformer-realtime-v2 profile serves (voxscope/profiles.yaml). Spanish is not one
@@ -63,25 +63,18 @@ def results(server):
 
 def measure(server) -> list[dict]:
     """Realtime and offline texts and error rates for every clip (prints the table)."""
-    import dashscope
     from faster_whisper import WhisperModel
 
     from voxscope.engine.model_store import ModelStore
 
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url)
-    dashscope.api_key = "test-key"
-    dashscope.base_websocket_api_url = server.ws_inference
     clips = manifest()
     realtime: dict[str, tuple[str, float, str | None]] = {}
     t0 = time.monotonic()
-    try:
-        with tempfile.TemporaryDirectory(prefix="voxscope-acc-") as tmp, \
-                ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            futures = {c["id"]: pool.submit(_realtime_text, c, Path(tmp)) for c in clips
-                       if c["lang"] in PROFILE_LANGUAGES}
-            realtime = {cid: f.result() for cid, f in futures.items()}
-    finally:
-        dashscope.api_key, dashscope.base_websocket_api_url = saved
+    with sdk_at(server), tempfile.TemporaryDirectory(prefix="voxscope-acc-") as tmp, \
+            ThreadPoolExecutor(CLIENT_THREADS) as pool:
+        futures = {c["id"]: pool.submit(_realtime_text, c, Path(tmp)) for c in clips
+                   if c["lang"] in PROFILE_LANGUAGES}
+        realtime = {cid: f.result() for cid, f in futures.items()}
     t_realtime = time.monotonic() - t0
 
     t0 = time.monotonic()

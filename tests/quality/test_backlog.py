@@ -12,19 +12,14 @@ from __future__ import annotations
 import pytest
 from dashscope.audio.asr import Recognition
 
-from tests.support import ServerProcess, clip, error_rate, pcm16
+from tests.support import ServerProcess, clip, error_rate, pcm16, sdk_at
 
 
 @pytest.fixture(scope="module")
 def short_idle_server():
-    import dashscope
-
     srv = ServerProcess(env={"VOXSCOPE_IDLE_TIMEOUT_S": "2"}).start()
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url)
-    dashscope.api_key = "test-key"
-    dashscope.base_websocket_api_url = srv.ws_inference
-    yield srv
-    dashscope.api_key, dashscope.base_websocket_api_url = saved
+    with sdk_at(srv):
+        yield srv
     srv.stop()
 
 

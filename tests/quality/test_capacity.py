@@ -9,7 +9,7 @@ import time
 import pytest
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import ServerProcess, clip, error_rate, pcm16
+from tests.support import ServerProcess, clip, error_rate, pcm16, sdk_at
 
 FRAME = 3200  # 100 ms of 16 kHz s16le
 
@@ -39,14 +39,9 @@ class Collector(RecognitionCallback):
 
 @pytest.fixture(scope="module")
 def small_server():
-    import dashscope
-
     srv = ServerProcess(config={"server": {"max_sessions": 2}}).start()
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url)
-    dashscope.api_key = "test-key"
-    dashscope.base_websocket_api_url = srv.ws_inference
-    yield srv
-    dashscope.api_key, dashscope.base_websocket_api_url = saved
+    with sdk_at(srv):
+        yield srv
     srv.stop()
 
 

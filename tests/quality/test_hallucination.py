@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import ServerProcess
+from tests.support import ServerProcess, sdk_at
 
 SR = 16000
 SECONDS = 10.0
@@ -149,23 +149,17 @@ def _run(model: str, pcm: bytes, pace: str, vad: str) -> Collector:
 
 @pytest.fixture(scope="module")
 def outcomes():
-    import dashscope
-
     # Default idle timeouts (60 s): 10 s of paced silence is a normal task, not an idle one.
     srv = ServerProcess(config={"server": {"max_sessions": 64}}).start()
-    saved = (dashscope.api_key, dashscope.base_websocket_api_url)
-    dashscope.api_key = "test-key"
-    dashscope.base_websocket_api_url = srv.ws_inference
     try:
         pcm = {name: _to_pcm(make()) for name, make in CLIPS.items()}
         jobs = [(name, model, pace, vad) for name in CLIPS for model in MODELS for pace in PACES
                 for vad in VADS]
-        with ThreadPoolExecutor(len(jobs)) as pool:
+        with sdk_at(srv), ThreadPoolExecutor(len(jobs)) as pool:
             futures = {job: pool.submit(_run, job[1], pcm[job[0]], *job[2:]) for job in jobs}
             results = {job: f.result(timeout=180) for job, f in futures.items()}
         decoded = sum(m["decoded"] for m in srv.health()["models"].values())
     finally:
-        dashscope.api_key, dashscope.base_websocket_api_url = saved
         srv.stop()
     print("\n== hallucination runs: clip / model / pace / vad -> finals, non-empty partials, errors "
           f"(Whisper decodes on the server: {decoded})")

@@ -59,17 +59,6 @@ def check_message(r) -> str:
     return message.content[0]["text"]
 
 
-@contextlib.contextmanager
-def sdk_http(base: str, api_key: str = "test-key") -> Iterator[None]:
-    import dashscope
-
-    saved = (dashscope.api_key, dashscope.base_http_api_url)
-    dashscope.api_key = api_key
-    dashscope.base_http_api_url = base + "/api/v1"
-    try:
-        yield
-    finally:
-        dashscope.api_key, dashscope.base_http_api_url = saved
 
 
 @dataclass

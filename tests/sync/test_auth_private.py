@@ -16,8 +16,14 @@ import pytest
 from dashscope import MultiModalConversation
 
 from tests.conftest import FAST_ENV
-from tests.support import ServerProcess, clip
-from tests.sync.helpers import MODEL, check_message, clip_bytes, data_uri, msgs, sdk_http
+from tests.support import ServerProcess, clip, sdk_at
+from tests.sync.helpers import (
+    MODEL,
+    check_message,
+    clip_bytes,
+    data_uri,
+    msgs,
+)
 
 KEY = "sync-key"
 PRIVATE = "InvalidParameter.PrivateAddress"
@@ -37,7 +43,7 @@ def call(audio: str, **kw):
 @pytest.mark.timeout(60)
 def test_row65_wrong_key(keyed_server):
     uri = data_uri(clip_bytes("en_beckett"), "audio/wav")
-    with sdk_http(keyed_server.http, api_key="wrong"):
+    with sdk_at(keyed_server, api_key="wrong"):
         r = call(uri)
         assert (r.status_code, r.code) == (401, "InvalidApiKey") and r.output is None and r.message
         items = list(call(uri, stream=True))
@@ -55,7 +61,7 @@ def test_row65_wrong_key(keyed_server):
 def test_right_key_with_upload_flow(keyed_server, tmp_path):
     local = tmp_path / "clip.wav"
     shutil.copyfile(clip("en_beckett")["file"], local)
-    with sdk_http(keyed_server.http, api_key=KEY):
+    with sdk_at(keyed_server, api_key=KEY):
         text = check_message(call(f"file://{local}"))
     assert "fail better" in text.lower()
     client = openai.OpenAI(api_key=KEY, base_url=keyed_server.http + "/v1", max_retries=0)
@@ -67,7 +73,7 @@ def test_right_key_with_upload_flow(keyed_server, tmp_path):
 def test_private_addresses_refused(keyed_server, sync_host):
     url = sync_host.put_clip("en_beckett")
     port = url.split(":")[2].split("/")[0]
-    with sdk_http(keyed_server.http, api_key=KEY):
+    with sdk_at(keyed_server, api_key=KEY):
         for ref in (url, f"http://localhost:{port}/en_beckett.wav", f"http://[::1]:{port}/en_beckett.wav",
                     "http://169.254.169.254/latest/meta-data/", f"http://0.0.0.0:{port}/en_beckett.wav",
                     f"{keyed_server.http}/health"):

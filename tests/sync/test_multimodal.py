@@ -18,7 +18,7 @@ import httpx
 import pytest
 from dashscope import MultiModalConversation
 
-from tests.support import AUDIO_DIR, clip, error_rate, manifest
+from tests.support import AUDIO_DIR, clip, error_rate, manifest, sdk_at
 from tests.sync.helpers import (
     MODEL,
     RequestLog,
@@ -28,7 +28,6 @@ from tests.sync.helpers import (
     long_wav,
     mp3_of,
     msgs,
-    sdk_http,
     text_of,
 )
 
@@ -38,7 +37,7 @@ MAX_WER = {"en": 0.12, "zh": 0.15}
 
 @pytest.fixture()
 def sdk(sync_server):
-    with sdk_http(sync_server.http):
+    with sdk_at(sync_server):
         yield sync_server
 
 

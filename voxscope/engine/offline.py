@@ -16,7 +16,7 @@ import numpy as np
 
 from voxscope.engine.hotwords import Hotword, apply_hotwords
 from voxscope.engine.scheduler import InferenceScheduler
-from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words
+from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
@@ -223,14 +223,15 @@ def _sentences(words: list[Word], language: str, breaks: list[float],
     pause VAD found between two words (`breaks`: ends of speech regions, seconds), and then they
     are closed with a full stop like DashScope's are."""
     group: list[Word] = []
+    cjk = is_cjk(language)  # Whisper punctuates other languages itself
     for i, w in enumerate(words):
         group.append(w)
         nxt = words[i + 1] if i + 1 < len(words) else None
         if w.punctuation and w.punctuation[-1] in SENTENCE_END:
             yield _sentence(group, language)
             group = []
-        elif nxt is None or any((w.start + w.end) / 2 < b <= (nxt.start + nxt.end) / 2
-                                for b in breaks):
+        elif nxt is None or (cjk and not w.punctuation and any(
+                (w.start + w.end) / 2 < b <= (nxt.start + nxt.end) / 2 for b in breaks)):
             yield _sentence(close_sentence(group, language) if punctuation else group, language)
             group = []
 

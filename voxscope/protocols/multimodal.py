@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ router = APIRouter()
 
 AUDIO_TOO_LONG = "InvalidParameter.AudioTooLong"
 CHUNK_S = 30.0  # audio handed to the offline transcriber per step
+STREAM_WINDOW_S = 10.0
 
 
 # -- shared with the OpenAI-compatible endpoint --------------------------------------------------
@@ -243,6 +244,11 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
     seconds = max(1, math.ceil(audio.size / TARGET_RATE - 1e-6))
     opts = OfflineOptions(language=req.language, allowed_languages=req.languages,
                           prompt=req.context or None)
+    if stream:
+        # Shorter windows decoded one at a time: the first chunk arrives after ~10 s of audio is
+        # decoded instead of a whole batch of 30 s windows (about half the wait for a 30 s clip,
+        # for ~10 % more total time).
+        opts = replace(opts, max_window_s=STREAM_WINDOW_S, batch=1)
     context_count = await run_in_threadpool(context_tokens, rt, req.profile, req.context)
     request_id = new_request_id()
 
