@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_streaming import CHUNK, build_stream  # noqa: E402
+from benchmarks.bench_streaming import build_stream, send_paced  # noqa: E402
 from tests.support import ServerProcess, clip, clip_pcm, error_rate, wav_bytes  # noqa: E402
 
 # clip -> hot words that occur in its reference (the base model misses some of them).
@@ -73,10 +73,7 @@ def gummy_delays(pcm: bytes, regions, translate: bool) -> list[float]:
                                       transcription_enabled=True, translation_enabled=translate,
                                       translation_target_languages=["en"], callback=CB())
     t.start()
-    t0 = time.monotonic()
-    for k, i in enumerate(range(0, len(pcm), CHUNK)):
-        t.send_audio_frame(pcm[i:i + CHUNK])
-        time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
+    t0 = send_paced(t.send_audio_frame, pcm)
     t.stop()
     delays = []
     for _, end in regions:

@@ -62,6 +62,15 @@ def build_stream(seed: int, clips: list[str] | None = None) -> tuple[bytes, list
     return pcm, regions
 
 
+def send_paced(send, pcm: bytes) -> float:
+    """Send `pcm` in 100 ms chunks at real-time pace; returns the start time (monotonic)."""
+    t0 = time.monotonic()
+    for k, i in enumerate(range(0, len(pcm), CHUNK)):
+        send(pcm[i:i + CHUNK])
+        time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
+    return t0
+
+
 def run_client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
     import dashscope
     from dashscope.audio.asr import Recognition, RecognitionCallback
@@ -80,10 +89,7 @@ def run_client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
     r = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
                     callback=CB())
     r.start()
-    t0 = time.monotonic()
-    for k, i in enumerate(range(0, len(pcm), CHUNK)):
-        r.send_audio_frame(pcm[i:i + CHUNK])
-        time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
+    t0 = send_paced(r.send_audio_frame, pcm)
     r.stop()
     first_partial, final_delay = [], []
     for onset, end in regions:

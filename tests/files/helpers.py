@@ -291,12 +291,8 @@ def check_qwen_doc(doc: dict, file_url: str, duration_s: float, sample_rate: int
     assert isinstance(info.get("sample_rate"), int), info
     if sample_rate is not None:
         assert info["sample_rate"] == sample_rate, info
-    transcripts = doc.get("transcripts")
-    assert isinstance(transcripts, list), doc
-    assert [t.get("channel_id") for t in transcripts] == list(channels), transcripts
     by_channel = {}
-    for t in transcripts:
-        assert isinstance(t.get("text"), str), t
+    for t in _transcripts(doc, channels):
         sentences = t.get("sentences")
         assert isinstance(sentences, list), t
         assert [s.get("sentence_id") for s in sentences] == list(range(len(sentences))), \
@@ -317,6 +313,16 @@ def check_qwen_doc(doc: dict, file_url: str, duration_s: float, sample_rate: int
     return by_channel
 
 
+def _transcripts(doc: dict, channels: tuple[int, ...]) -> list[dict]:
+    """The document's transcripts: one per requested channel, in order, each with a text."""
+    transcripts = doc.get("transcripts")
+    assert isinstance(transcripts, list), doc
+    assert [t.get("channel_id") for t in transcripts] == list(channels), transcripts
+    for t in transcripts:
+        assert isinstance(t.get("text"), str), t
+    return transcripts
+
+
 def check_paraformer_doc(doc: dict, file_url: str, duration_s: float, sample_rate: int | None = None,
                          channels: tuple[int, ...] = (0,), all_channels: tuple[int, ...] | None = None
                          ) -> dict[int, dict]:
@@ -334,12 +340,8 @@ def check_paraformer_doc(doc: dict, file_url: str, duration_s: float, sample_rat
     dur_ms = props.get("original_duration_in_milliseconds")
     assert isinstance(dur_ms, int), props
     assert abs(dur_ms - duration_s * 1000) <= 150, (dur_ms, duration_s)
-    transcripts = doc.get("transcripts")
-    assert isinstance(transcripts, list), doc
-    assert [t.get("channel_id") for t in transcripts] == list(channels), transcripts
     by_channel = {}
-    for t in transcripts:
-        assert isinstance(t.get("text"), str), t
+    for t in _transcripts(doc, channels):
         content = t.get("content_duration_in_milliseconds")
         assert isinstance(content, int) and 0 <= content <= dur_ms, (content, dur_ms)
         sentences = t.get("sentences")
