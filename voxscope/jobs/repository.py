@@ -162,6 +162,13 @@ class TaskRepository:
                             .values(status=PENDING, worker=None, lease_until=None))
             return bool(res.rowcount)
 
+    def pending_ids(self, older_than_s: float) -> list[str]:
+        cutoff = utcnow() - timedelta(seconds=older_than_s)
+        with self.db.session() as s:
+            return list(s.scalars(select(Task.id).where(Task.status == PENDING,
+                                                        Task.submitted < cutoff)
+                                  .order_by(Task.submitted)))
+
     def reclaim_expired(self, dead_local: Callable[[str], bool] | None = None) -> list[str]:
         """Tasks whose worker stopped renewing its lease (it died): PENDING again, to requeue.
         `dead_local` spots workers of this machine that are known dead (their process is gone)

@@ -51,6 +51,13 @@ class TaskService:
                 for task_id in self.repo.reclaim_expired(_dead_local_worker):
                     log.info("task %s: its worker stopped renewing the lease; requeued", task_id)
                     self.queue.enqueue(task_id)
+                # The queue message is a PENDING task's only trace: with the queue empty, a task
+                # still PENDING lost its message (e.g. a worker died between taking and claiming
+                # it). Requeue it; a duplicate would be harmless (claims are atomic).
+                if self.queue.pending() == 0:
+                    for task_id in self.repo.pending_ids(older_than_s=period):
+                        log.info("task %s: PENDING without a queue message; requeued", task_id)
+                        self.queue.enqueue(task_id)
             except Exception:
                 log.warning("lease reaper failed", exc_info=True)
 
