@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
 SR = 16000
 GAP_MIN_S = 0.8  # a speech region this long that got no words is decoded again on its own
+PREVIOUS_CHARS = 200  # previous text given to a conditioned window (the tail)
 SENTENCE_PAUSE_S = 0.5  # between VAD regions (padding excluded): may end an unpunctuated sentence
 
 
@@ -46,6 +47,10 @@ class OfflineOptions:
     speech_pad_ms: int = 200
     max_window_s: float = 29.0
     batch: int = 4  # windows in flight at once (lets the scheduler batch them)
+    # Decode windows one after another, each prompted with the text before it (as plain Whisper
+    # does): measured on 6.6 min of English, WER 4.9 -> 4.5 % and 20 % less time (fewer
+    # temperature fallbacks), at the price of no batching across windows.
+    condition_on_previous_text: bool = False
     punctuation: bool = True
     remove_disfluencies: bool = False
 
@@ -136,16 +141,34 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
                            task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
                            prompt=opts.prompt, hotwords=opts.hotwords)
 
+    waiting: list[_Window] = []  # cut but not yet decoding (conditioned mode: one at a time)
+    previous = ""  # text of the windows decoded so far (conditioned mode)
+
     def submit(windows: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
         for start, end, regions in windows:
             audio = buf[max(start - buf_start, 0): max(end - buf_start, 0)].copy()
             w = _Window(start, end, audio, regions)
-            w.future = scheduler.submit(audio, decode, Priority.FINAL)
+            if opts.condition_on_previous_text:
+                waiting.append(w)
+            else:
+                w.future = scheduler.submit(audio, decode, Priority.FINAL)
+                inflight.append(w)
+
+    def pump() -> None:
+        # Conditioned mode: the next window starts once the one before it is done.
+        if not inflight and waiting:
+            w = waiting.pop(0)
+            context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
+            w.future = scheduler.submit(w.audio, replace(decode, prompt=context or None),
+                                        Priority.FINAL)
             inflight.append(w)
 
     def window_sentences(w: _Window) -> list[Sentence]:
+        nonlocal previous
         assert w.future is not None
         tr = w.future.result()
+        if tr is not None and not tr.empty and tr.compression_ratio <= 2.4:
+            previous = (previous + " " + tr.text.strip()).strip()[-4 * PREVIOUS_CHARS:]
         raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
         raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode), key=lambda x: x.start)
         if not raw:
@@ -162,12 +185,14 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
     frontier = 0  # no window will start before this sample (audio not yet cut into windows)
 
     def drain(keep: int) -> Iterator[Sentence]:
-        while len(inflight) > keep:
+        pump()
+        while inflight and len(inflight) + len(waiting) > keep:
             yield from window_sentences(inflight.pop(0))
+            pump()
             # Windows are cut in order and never overlap: all audio before the first window
-            # still in flight (or still being collected) has now been yielded.
+            # still waiting or in flight (or still being collected) has now been yielded.
             if checkpoint:
-                checkpoint(min([frontier] + [w.start for w in inflight]) / SR)
+                checkpoint(min([frontier] + [w.start for w in inflight + waiting]) / SR)
 
     total = 0
     for chunk in chunks:
@@ -182,7 +207,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         buf = buf[keep_from - buf_start:]
         buf_start = frontier = keep_from
         yield from drain(opts.batch)
-        if checkpoint and not inflight:
+        if checkpoint and not inflight and not waiting:
             checkpoint(frontier / SR)  # silence: nothing in flight, progress still moves on
         if progress:
             progress(total / SR)

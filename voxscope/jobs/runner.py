@@ -166,7 +166,9 @@ class TaskRunner:
         decode_opts = OfflineOptions(
             language=opts.get("language"), allowed_languages=tuple(opts.get("languages") or ()) or
             None, prompt=opts.get("prompt"), hotwords=hotwords_from(opts.get("hotwords") or []),
-            remove_disfluencies=bool(opts.get("remove_disfluencies")))
+            remove_disfluencies=bool(opts.get("remove_disfluencies")),
+            # files are transcribed for accuracy: each window sees the text before it
+            condition_on_previous_text=True)
         by_channel: dict[int, list[dict]] = {}
         duration = 0.0
         for c in channels:
