@@ -23,8 +23,7 @@ def make_huey(target: str) -> Huey:
     if target.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey("voxscope", url=target, results=False)
     if target.startswith("sqlite:///"):
-        path = Path(target[len("sqlite:///") - 1:] if target.startswith("sqlite:////")
-                    else target[len("sqlite:///"):])
+        path = Path(target.removeprefix("sqlite:///"))  # sqlite:////abs/path -> /abs/path
         path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteHuey("voxscope", filename=str(path), results=False)
     raise ValueError(f"unsupported queue_url {target!r}: use redis://... or sqlite:///path")

@@ -26,7 +26,8 @@ from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.hub import Engine
 from voxscope.engine.offline import OfflineOptions
-from voxscope.inputs import InputError, materialize
+from voxscope.errors import ServiceError
+from voxscope.inputs import materialize
 from voxscope.jobs import results
 from voxscope.jobs.repository import FAILED, SUCCEEDED, LeaseLost, TaskRepository
 from voxscope.storage.tables import TaskChunk, TaskFile
@@ -39,10 +40,8 @@ TOO_LONG = "InvalidParameter.AudioTooLong"
 NO_CHANNEL = "InvalidParameter.ChannelId"
 
 
-class FileError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+class FileError(ServiceError):
+    """A file the task cannot transcribe (too long, no such channel)."""
 
 
 class _Stopping(Exception):
@@ -126,9 +125,8 @@ class TaskRunner:
             try:
                 doc, duration = self._file(view.task.id, view.task.form, f, attempt, request,
                                            profile, lost)
-            except (InputError, AudioFormatError, FileError) as exc:
-                code = getattr(exc, "code", "InvalidParameter.Audio")
-                message = getattr(exc, "message", str(exc))
+            except (ServiceError, AudioFormatError) as exc:  # input, fetch and file refusals
+                code, message = exc.code, exc.message
                 log.info("task %s file %d failed: %s %s", task_id, f.index, code, message)
                 self.repo.finish_file(task_id, self.worker_id, f.index, status=FAILED, code=code,
                                       message=message)

@@ -31,7 +31,6 @@ from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_outpu
 from voxscope.protocols.params import opt_bool, opt_number
 from voxscope.server.auth import bearer_key
 from voxscope.server.runtime import Runtime
-from voxscope.storage.vocabularies import VocabularyStore
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +154,7 @@ async def load_hotwords(rt: Runtime, headers: Mapping[str, str],
                         vocabulary_id: str) -> tuple[Hotword, ...]:
     """The words of the caller's vocabulary; an id of another key is as unknown as a wrong one."""
     owner = rt.keys.owner(bearer_key(headers))
-    store = VocabularyStore(rt.db, rt.settings.max_vocabularies)
-    record = await asyncio.to_thread(store.get, owner, vocabulary_id)  # ServiceError if unknown
+    record = await asyncio.to_thread(rt.vocabularies.get, owner, vocabulary_id)  # ServiceError if unknown
     return hotwords_from(record.words)
 
 

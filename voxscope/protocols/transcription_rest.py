@@ -23,7 +23,6 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
-from voxscope.storage.vocabularies import VocabularyStore
 
 router = APIRouter()
 
@@ -128,8 +127,7 @@ async def _options(request: Request, owner: str, profile: Profile,
         if not profile.hotwords:
             raise ProtocolError(errors.UNSUPPORTED, f"model {profile.name} does not support "
                                                     "hot words")
-        store = VocabularyStore(rt.db, rt.settings.max_vocabularies)
-        hotwords = (await run_in_threadpool(store.get, owner, vocabulary_id)).words
+        hotwords = (await run_in_threadpool(rt.vocabularies.get, owner, vocabulary_id)).words
     for key in ("enable_itn", "enable_words", "timestamp_alignment_enabled"):
         opt_bool(params, key, False)
     return {"language": language, "languages": languages, "prompt": prompt,

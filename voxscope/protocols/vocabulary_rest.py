@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.rest import caller, json_body, ok, section
-from voxscope.storage.vocabularies import VocabularyRecord, VocabularyStore
+from voxscope.storage.vocabularies import VocabularyRecord
 
 router = APIRouter()
 
@@ -36,18 +36,13 @@ def _int(value: Any, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
-def store(request: Request) -> VocabularyStore:
-    rt = request.app.state.runtime
-    return VocabularyStore(rt.db, rt.settings.max_vocabularies)
-
-
 @router.post("/api/v1/services/audio/asr/customization")
 async def customization(request: Request) -> JSONResponse:
     owner = caller(request)
     body = await json_body(request)
     inp = section(body, "input")
     action = inp.get("action")
-    vocabularies = store(request)
+    vocabularies = request.app.state.runtime.vocabularies
     settings = request.app.state.runtime.settings
     if action == "create_vocabulary":
         target = inp.get("target_model")

@@ -15,6 +15,7 @@ from voxscope.server.capacity import Capacity
 from voxscope.server.metrics import Metrics
 from voxscope.storage.database import Database
 from voxscope.storage.signing import Signer, load_secret
+from voxscope.storage.vocabularies import VocabularyStore
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Runtime:
     db: Database
     signer: Signer
     tasks: TaskService
+    vocabularies: VocabularyStore
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
@@ -36,7 +38,8 @@ class Runtime:
         return cls(settings=settings, engine=engine, keys=KeyChecker(settings.api_keys),
                    capacity=Capacity(settings.max_sessions), metrics=Metrics(), db=db,
                    signer=Signer(load_secret(settings.secret_key, settings.data_dir)),
-                   tasks=TaskService(settings, db, engine))
+                   tasks=TaskService(settings, db, engine),
+                   vocabularies=VocabularyStore(db, settings.max_vocabularies))
 
     async def accept(self, ws: WebSocket) -> bool:
         """Check the API key of a WebSocket upgrade; accept it or refuse it with 401."""
