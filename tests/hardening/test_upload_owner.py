@@ -78,8 +78,10 @@ def test_upload_is_bound_to_its_key(server, uploads):
     assert "dark suit" in r.output.choices[0].message.content[0]["text"].lower()
 
 
-@pytest.mark.timeout(300)
-def test_shared_documents_hide_upload_keys_and_name_the_codec(server, uploads):
+@pytest.fixture(scope="module")
+def file_results(server, uploads):
+    """Key A's finished file tasks on its uploads: (Paraformer results by file_url, the result
+    documents by file_url and "qwen", fetched without any key as a shared link would be)."""
     urls = [uploads["wav"], uploads["mp3"]]
     with sdk_at(server, KEY_A):
         t = Transcription.async_call(model=PARAFORMER, file_urls=urls, api_key=KEY_A)
@@ -91,11 +93,18 @@ def test_shared_documents_hide_upload_keys_and_name_the_codec(server, uploads):
         qout = QwenTranscription.wait(task=q.output.task_id, wait_timeout=240, api_key=KEY_A).output
     assert out["task_status"] == "SUCCEEDED", out
     assert qout["task_status"] == "SUCCEEDED", qout
-    # the task status (behind A's key) shows the URLs as submitted ...
     results = {r["file_url"]: r for r in out["results"]}
-    assert set(results) == set(urls), out["results"]
-    docs = {u: httpx.get(results[u]["transcription_url"], timeout=30).json() for u in urls}
+    docs = {u: httpx.get(r["transcription_url"], timeout=30).json() for u, r in results.items()}
     docs["qwen"] = httpx.get(qout["result"]["transcription_url"], timeout=30).json()
+    return results, docs
+
+
+@pytest.mark.timeout(300)
+def test_shared_documents_hide_upload_keys(uploads, file_results):
+    urls = [uploads["wav"], uploads["mp3"]]
+    results, docs = file_results
+    # the task status (behind A's key) shows the URLs as submitted ...
+    assert set(results) == set(urls), results
     # ... the shared documents name the file only, never the upload key
     for url, doc in docs.items():
         text = json.dumps(doc)
@@ -104,8 +113,14 @@ def test_shared_documents_hide_upload_keys_and_name_the_codec(server, uploads):
             assert folder not in text and u not in text, (url, doc["file_url"])
     assert docs[urls[0]]["file_url"] == "clip.wav" and docs["qwen"]["file_url"] == "clip.wav"
     assert docs[urls[1]]["file_url"] == "clip.mp3"
-    # Paraformer reports the codec, as DashScope does; Qwen's audio_info keeps the container
-    assert docs[urls[0]]["properties"]["audio_format"] == "pcm_s16le", docs[urls[0]]["properties"]
-    assert docs[urls[1]]["properties"]["audio_format"] == "mp3", docs[urls[1]]["properties"]
-    assert docs["qwen"]["audio_info"]["format"] == "wav", docs["qwen"]["audio_info"]
     assert "dark suit" in docs[urls[0]]["transcripts"][0]["text"].lower(), docs[urls[0]]
+
+
+@pytest.mark.timeout(300)
+def test_paraformer_audio_format_is_the_codec(uploads, file_results):
+    _, docs = file_results
+    # Paraformer reports the codec, as DashScope does; Qwen's audio_info keeps the container
+    wav, mp3 = docs[uploads["wav"]]["properties"], docs[uploads["mp3"]]["properties"]
+    assert wav["audio_format"] == "pcm_s16le", wav
+    assert mp3["audio_format"] == "mp3", mp3
+    assert docs["qwen"]["audio_info"]["format"] == "wav", docs["qwen"]["audio_info"]
