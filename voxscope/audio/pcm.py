@@ -121,7 +121,9 @@ class WavBackend:
 
     Rejects non-PCM codecs, non-mono audio and a header rate that differs from the
     declared one. The ``data`` chunk size is honoured unless it is 0 or 0xFFFFFFFF,
-    which streaming writers use for "unknown length".
+    which streaming writers use for "unknown length". A header chunk over 1 MiB, or a
+    stream that ends before its ``data`` chunk, is an error: otherwise the audio would
+    silently vanish into a chunk that claims more bytes than follow.
     """
 
     def __init__(self, declared_rate: int, target_rate: int, max_buffer_bytes: int) -> None:

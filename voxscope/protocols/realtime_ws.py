@@ -11,6 +11,8 @@ JSON text frames with a `type`; audio arrives base64-encoded in `input_audio_buf
   then transcribed whole.
 
 All outbound events go through one queue, so they leave in the order the engine produced them.
+A session carries at most `max_task_audio_s` of audio, the inference socket's rule: past it, an
+`error` event (`InvalidParameter`, the same message) and a close.
 """
 
 from __future__ import annotations
