@@ -172,7 +172,7 @@ def probe_duration(path: Source) -> float | None:
 @dataclass(frozen=True)
 class AudioInfo:
     format: str  # container format as FFmpeg names it (wav, mp3, ogg, ...)
-    codec: str
+    codec: str  # the codec as FFmpeg names it, not its decoder (pcm_s16le, mp3, aac, opus, ...)
     sample_rate: int
     channels: int
     duration_s: float | None  # from the header; None when the container does not say
@@ -193,7 +193,7 @@ def probe_audio(path: Source) -> AudioInfo:
             duration = container.duration / av.time_base
         elif stream.duration and stream.time_base:
             duration = float(stream.duration * stream.time_base)
-        return AudioInfo(container.format.name.split(",")[0], ctx.name, ctx.sample_rate or 0,
-                         ctx.channels or 1, duration)
+        return AudioInfo(container.format.name.split(",")[0], ctx.codec.canonical_name,
+                         ctx.sample_rate or 0, ctx.channels or 1, duration)
     finally:
         container.close()

@@ -35,6 +35,9 @@ _WAVE_FORMAT_FLOAT = 0x0003
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 # A fmt chunk is 16..40 bytes; anything huge is not a WAV header.
 _MAX_FMT_CHUNK = 1024
+# Metadata chunks (LIST, fact, bext, ...) are a few KiB; a stream cannot say how much follows,
+# so a larger claimed size is taken as a broken header rather than swallowing the audio after it.
+_MAX_SKIP_CHUNK = 1 << 20
 
 
 def rate_mismatch(declared: int, actual: int, where: str) -> AudioFormatError:
@@ -118,7 +121,9 @@ class WavBackend:
 
     Rejects non-PCM codecs, non-mono audio and a header rate that differs from the
     declared one. The ``data`` chunk size is honoured unless it is 0 or 0xFFFFFFFF,
-    which streaming writers use for "unknown length".
+    which streaming writers use for "unknown length". A header chunk over 1 MiB, or a
+    stream that ends before its ``data`` chunk, is an error: otherwise the audio would
+    silently vanish into a chunk that claims more bytes than follow.
     """
 
     def __init__(self, declared_rate: int, target_rate: int, max_buffer_bytes: int) -> None:
@@ -161,6 +166,10 @@ class WavBackend:
             if self._state == "riff" and not self._buf:
                 return EMPTY.copy()
             raise AudioFormatError("the WAV data ended before its header was complete")
+        if self._state in ("skip", "chunk", "fmt") and self._data_left is None:
+            # No data chunk was ever reached: the audio (if any) went into a header chunk.
+            raise AudioFormatError("the WAV data ended before its data chunk: a header chunk "
+                                   "claims more bytes than the stream holds")
         return self._stage.flush()
 
     def close(self, wait: bool = True) -> None:
@@ -196,10 +205,12 @@ class WavBackend:
                 # LIST, fact, ... : discard without holding the bytes. Chunks are
                 # word-aligned, hence the pad byte after odd sizes.
                 self._skip = size + (size & 1)
-                if self._skip > self._max_buffer and self._stage is None:
+                limit = min(self._max_buffer, _MAX_SKIP_CHUNK)
+                if self._skip > limit:
+                    name = chunk_id.decode("latin-1")
                     raise AudioFormatError(
-                        f"WAV header chunk {chunk_id!r} of {size} bytes is larger than the "
-                        f"{self._max_buffer}-byte input limit"
+                        f"invalid WAV header: its {name!r} chunk claims {size} bytes, more than "
+                        f"a header chunk may hold ({limit} bytes); the audio would be lost in it"
                     )
                 self._state = "skip" if self._skip else "chunk"
                 self._need = 8

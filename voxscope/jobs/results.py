@@ -3,6 +3,11 @@
 Sentences are stored as they come out of the engine (seconds); the two documented shapes are
 built from them: Qwen filetrans (sentence ids from 0, words only with enable_words) and
 Paraformer / Fun-ASR (ids from 1, always words, content duration).
+
+The documents are served by unauthenticated signed links, so they name an uploaded input by its
+file name only, never by its internal `oss://` key (the task status, behind the API key, still
+shows the URL as submitted). Paraformer's `properties.audio_format` is the codec as DashScope
+reports it (`pcm_s16le`, `mp3`, `aac`, `opus`, ...), Qwen's `audio_info.format` the container.
 """
 
 from __future__ import annotations
@@ -18,6 +23,13 @@ def stored_sentence(s: Sentence, offset: float) -> dict[str, Any]:
             "language": s.language,
             "words": [[round(w.start + offset, 3), round(w.end + offset, 3), w.text, w.punctuation]
                       for w in s.words]}
+
+
+def shared_file_url(url: str) -> str:
+    """The input as a shared document names it: an upload's file name instead of its key."""
+    if url[:6].lower() == "oss://":
+        return url.rstrip("/").rsplit("/", 1)[-1]
+    return url
 
 
 def _ms(seconds: float) -> int:
@@ -52,7 +64,7 @@ def qwen_document(file_url: str, info: dict[str, Any], channels: dict[int, list[
                 item["words"] = _words(s)
             items.append(item)
         transcripts.append({"channel_id": channel, "text": _join(sentences), "sentences": items})
-    return {"file_url": file_url,
+    return {"file_url": shared_file_url(file_url),
             "audio_info": {"format": info["format"], "sample_rate": info["sample_rate"]},
             "transcripts": transcripts}
 
@@ -67,8 +79,9 @@ def paraformer_document(file_url: str, info: dict[str, Any],
         speech = sum(max(s["end"] - s["begin"], 0.0) for s in sentences)
         transcripts.append({"channel_id": channel, "content_duration_in_milliseconds": _ms(speech),
                             "text": _join(sentences), "sentences": items})
-    return {"file_url": file_url,
-            "properties": {"audio_format": info["format"], "channels": list(channels),
+    return {"file_url": shared_file_url(file_url),
+            "properties": {"audio_format": info.get("codec") or info["format"],
+                           "channels": list(channels),
                            "original_sampling_rate": info["sample_rate"],
                            "original_duration_in_milliseconds": _ms(info["duration"])},
             "transcripts": transcripts}

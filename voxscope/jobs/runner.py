@@ -175,7 +175,7 @@ class TaskRunner:
                                                decode_opts, profile, lost)
             by_channel[c] = sentences
             duration = max(duration, seconds)
-        meta = {"format": info.format, "sample_rate": info.sample_rate,
+        meta = {"format": info.format, "codec": info.codec, "sample_rate": info.sample_rate,
                 "duration": info.duration_s or duration}
         if form == "qwen":
             doc = results.qwen_document(f.url, meta, by_channel, bool(opts.get("enable_words")))

@@ -28,6 +28,7 @@ from voxscope.protocols import errors
 from voxscope.protocols.audio_io import decode
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
+from voxscope.protocols.limits import TASK_AUDIO_CODE, task_audio_excess
 from voxscope.protocols.params import opt_bool, opt_number
 from voxscope.server.auth import bearer_key
 from voxscope.server.runtime import Runtime
@@ -366,10 +367,9 @@ class InferenceConnection:
                                   f"{task.req.profile.name} recognises one sentence within "
                                   f"{CHAT_MAX_AUDIO_S:.0f} s of audio; none was completed")
             return
-        if task.recognizer.audio_seconds > self.rt.settings.max_task_audio_s:
-            await self._fail_task(errors.INVALID_PARAMETER,
-                                  f"task exceeds the maximum of "
-                                  f"{self.rt.settings.max_task_audio_s:.0f} s of audio")
+        excess = task_audio_excess(task.recognizer.audio_seconds, self.rt.settings)
+        if excess is not None:
+            await self._fail_task(TASK_AUDIO_CODE, excess)
 
     # -- results ----------------------------------------------------------------------------------
     def _emitter(self, task: _Task):

@@ -43,6 +43,7 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, section, take_slot
+from voxscope.protocols.uploads import check_upload_owner
 from voxscope.server.capacity import Slot
 from voxscope.server.runtime import Runtime
 
@@ -222,10 +223,11 @@ def _sse(n: int, payload: dict[str, Any], event: str = "result", status: int = 2
 @router.post("/api/v1/services/aigc/multimodal-generation/generation")
 @router.post("/api/v1/services/aigc/multimodal-generation/generation/")
 async def generation(request: Request) -> Response:
-    caller(request)
+    owner = caller(request)
     body = await json_body(request)
     rt: Runtime = request.app.state.runtime
     req = await run_in_threadpool(parse_request, rt, body)
+    check_upload_owner(rt.signer, req.audio, owner)
     stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
     slot = take_slot(request)
     try:

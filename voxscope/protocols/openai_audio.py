@@ -6,7 +6,9 @@ multipart/form-data with `file`, `model` (any sync profile or alias, `whisper-1`
 `timestamp_granularities[]` (segment | word; verbose_json), `temperature` (accepted, ignored:
 decoding is beam search with voxscope's own fallback). Translation is Whisper's translate task:
 English output. The key comes as `Authorization: Bearer`; errors use OpenAI's shape
-`{"error": {"message", "type", "param", "code"}}`. Files up to 25 MB, as OpenAI's limit.
+`{"error": {"message", "type", "param", "code"}}`. Files up to 25 MB, as OpenAI's limit, and
+audio up to `max_sync_seconds` (5 min by default, the sync API's cap; measured while decoding,
+so a long file is refused before any of it is transcribed).
 
 verbose_json segments are voxscope's sentences. Of the per-segment decoder statistics OpenAI
 returns, `avg_logprob` is the mean log word probability and `compression_ratio` is computed from
@@ -28,15 +30,17 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxscope.audio.errors import AudioFormatError
-from voxscope.audio.file_decoder import TARGET_RATE, iter_file_chunks
+from voxscope.audio.file_decoder import TARGET_RATE
 from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions, Sentence
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.multimodal import (
-    CHUNK_S,
+    AUDIO_TOO_LONG,
     check_language,
+    decode_capped,
     joined,
     main_language,
+    slices,
     sync_profile,
     work_dir,
 )
@@ -174,6 +178,12 @@ async def _transcribe_form(rt: Runtime, form: FormData, task: str) -> Response:
     except AudioFormatError as exc:
         raise OpenAIError(400, f"Invalid file format: {exc.message}", param="file",
                           code="invalid_value") from None
+    except ProtocolError as exc:  # from decode_capped: too long, or no audio at all
+        if exc.code == AUDIO_TOO_LONG:
+            raise OpenAIError(400, f"Audio file is too long: {exc.message}", param="file",
+                              code="audio_too_long") from None
+        raise OpenAIError(400, f"Invalid file format: {exc.message}", param="file",
+                          code="invalid_value") from None
     text = joined(sentences)
     if fmt == "text":
         return PlainTextResponse(text + "\n")
@@ -199,7 +209,6 @@ async def _transcribe_form(rt: Runtime, form: FormData, task: str) -> Response:
 def _run(rt: Runtime, profile: Profile, file: UploadFile,
          opts: OfflineOptions) -> tuple[list[Sentence], float]:
     """Transcribe the uploaded file (blocking); returns its sentences and duration."""
-    samples = 0
     workdir = work_dir(rt.settings)
     try:
         # FFmpeg reads a named file (a spooled upload may still live in memory).
@@ -207,19 +216,13 @@ def _run(rt: Runtime, profile: Profile, file: UploadFile,
         file.file.seek(0)
         with open(path, "wb") as out:
             shutil.copyfileobj(file.file, out, 1 << 20)
-
-        def chunks():
-            nonlocal samples
-            for chunk in iter_file_chunks(path, CHUNK_S):
-                samples += chunk.size
-                yield chunk
-
-        sentences = list(rt.engine.transcribe_stream(profile, chunks(), opts))
+        # Decoded whole under the sync API's cap first: a file past it is refused as soon as the
+        # decoder passes the cap, before any of it is transcribed (a small FLAC can hold hours).
+        audio = decode_capped(path, rt.settings.max_sync_seconds)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    if not samples:
-        raise AudioFormatError("the file holds no audio")
-    return sentences, samples / TARGET_RATE
+    sentences = list(rt.engine.transcribe_stream(profile, slices(audio), opts))
+    return sentences, audio.size / TARGET_RATE
 
 
 def _segments(rt: Runtime, profile: Profile, sentences: list[Sentence]) -> list[dict[str, Any]]:

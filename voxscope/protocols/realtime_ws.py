@@ -11,6 +11,8 @@ JSON text frames with a `type`; audio arrives base64-encoded in `input_audio_buf
   then transcribed whole.
 
 All outbound events go through one queue, so they leave in the order the engine produced them.
+A session carries at most `max_task_audio_s` of audio, the inference socket's rule: past it, an
+`error` event (`InvalidParameter`, the same message) and a close.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, Streami
 from voxscope.engine.text import is_cjk
 from voxscope.protocols import errors
 from voxscope.protocols.audio_io import decode
+from voxscope.protocols.limits import TASK_AUDIO_CODE, task_audio_excess
 from voxscope.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -276,6 +279,10 @@ class RealtimeConnection:
                 self._session_update(event)
             elif etype == "input_audio_buffer.append":
                 await self._append(event)
+                excess = task_audio_excess(self._samples / SR, self.rt.settings)
+                if excess is not None:  # the inference socket's rule: the session ends here
+                    await self._fatal(TASK_AUDIO_CODE, excess)
+                    return True
             elif etype == "input_audio_buffer.commit":
                 self._commit(event_id)
             elif etype == "input_audio_buffer.clear":

@@ -23,6 +23,7 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
+from voxscope.protocols.uploads import check_upload_owner
 
 router = APIRouter()
 
@@ -149,6 +150,8 @@ async def submit(request: Request) -> JSONResponse:
         raise ProtocolError(errors.MODEL_NOT_FOUND,
                             f"model {model} is not a file transcription model")
     urls = _urls(profile, section(body, "input"), rt.settings)
+    for url in urls:
+        check_upload_owner(rt.signer, url, owner)
     options = await _options(request, owner, profile, section(body, "parameters"), body)
     task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name, profile.file_form,
                                       urls, {"options": options})

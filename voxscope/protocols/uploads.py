@@ -8,6 +8,11 @@ then POSTs the file as multipart/form-data to `upload_host` *without* an API key
 with the server's secret, and the POST is accepted only with a valid, unexpired policy, a key
 inside the policy's `upload_dir` and a file within both the policy's and the server's size cap.
 Files land in `data_dir/uploads/<key>`; `oss://<key>` resolves there (voxscope.inputs).
+
+Uploads belong to the key that asked for the policy, as tasks and vocabularies do: `upload_dir`
+holds a tag derived (with the server's secret) from the owner, and a request may use an
+`oss://` key only when its tag is its own caller's (`check_upload_owner`); the random rest of the
+folder keeps keys unguessable.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import hmac
 import json
 import logging
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -51,6 +55,8 @@ ACCESS_DENIED = "AccessDenied"
 FILE_EXISTS = "FileAlreadyExists"
 _FORM_SLACK = 64 << 10  # room for the form's text fields around the file
 _POLICY_CONTEXT = "voxscope-upload-policy\n"
+_OWNER_CONTEXT = "voxscope-upload-owner\n"
+UPLOAD_ROOT = "dashscope-instant"
 
 
 class BodyTooLarge(Exception):
@@ -110,6 +116,25 @@ def check_policy(signer: Signer, policy: str | None, signature: str | None) -> d
     return {"expires": expires, "upload_dir": upload_dir, "max_bytes": max_bytes}
 
 
+def owner_tag(signer: Signer, owner: str) -> str:
+    """The folder name an owner's uploads go under: stable, and says nothing about the key."""
+    return signer.signature(_OWNER_CONTEXT + owner)[:32]
+
+
+def check_upload_owner(signer: Signer, ref: str, owner: str) -> None:
+    """Refuse an `oss://` reference to a file uploaded under another API key (other refs pass).
+
+    Decided from the key alone, before any file is looked at, so a refusal says nothing about
+    whether the file exists."""
+    if not isinstance(ref, str) or ref.strip()[:6].lower() != "oss://":
+        return
+    parts = ref.strip()[6:].split("/")
+    if len(parts) < 3 or parts[0] != UPLOAD_ROOT or not hmac.compare_digest(
+            parts[1], owner_tag(signer, owner)):
+        raise ProtocolError(ACCESS_DENIED, "the oss:// file was not uploaded with this API key; "
+                                           "upload it with the key that uses it", 403)
+
+
 def upload_host(request: Request) -> str:
     base = request.app.state.runtime.settings.public_url or str(request.base_url)
     return base.rstrip("/") + UPLOAD_PATH
@@ -118,14 +143,14 @@ def upload_host(request: Request) -> str:
 @router.get("/api/v1/uploads")
 @router.get("/api/v1/uploads/")
 async def get_policy(request: Request) -> Response:
-    caller(request)
+    owner = caller(request)
     rt = request.app.state.runtime
     action = request.query_params.get("action")
     if action != "getPolicy":
         raise ProtocolError(errors.INVALID_PARAMETER, f"unsupported action {action!r}; only getPolicy")
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    # Random parts make oss:// keys unguessable: knowing a key is what grants reading the file.
-    upload_dir = f"dashscope-instant/{secrets.token_hex(16)}/{day}/{uuid.uuid4()}"
+    # The owner's tag binds the upload to this key; the random uuid makes it unguessable.
+    upload_dir = f"{UPLOAD_ROOT}/{owner_tag(rt.signer, owner)}/{day}/{uuid.uuid4()}"
     max_bytes = rt.settings.max_upload_bytes
     policy, signature = make_policy(rt.signer, upload_dir, max_bytes, POLICY_TTL_S)
     return ok({"data": {
