@@ -218,14 +218,18 @@ def models(config: Path = typer.Option(None, help="YAML config file")) -> None:
         ref = spec.path if spec else prof.model
         if ref not in statuses:
             statuses[ref] = store.status(ref)
-    typer.echo(f"{'PROFILE':34} {'KIND':12} {'RATES':12} {'MODEL':14} STATUS")
+    rows = [("PROFILE", "KIND", "RATES", "MODEL", "STATUS")]
     for name, prof in sorted(settings.profiles.items()):
         spec = settings.models.get(prof.model)
         st = statuses[spec.path if spec else prof.model]
         rates = "any" if prof.sample_rates == "any" else ",".join(str(r) for r in prof.sample_rates)
         alias = f" (+{', '.join(prof.aliases)})" if prof.aliases else ""
-        typer.echo(f"{name:34} {prof.kind:12} {rates:12} {prof.model:14} "
-                   f"{'installed' if st.installed else 'MISSING'}{alias}")
+        rows.append((name, prof.kind, rates, prof.model,
+                     f"{'installed' if st.installed else 'MISSING'}{alias}"))
+    # Column widths from the content: a profile with many rates or a long name stays aligned.
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4])
     typer.echo("")
     for ref, st in statuses.items():
         typer.echo(f"{ref}: {st.path if st.path else st.detail}")
