@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from voxscope.config import ConfigError, Settings, load_settings
+from voxscope.config import MIN_KEY_LENGTH, ConfigError, Settings, load_settings
+from voxscope.storage.private import make_private_dir, restrict_new_files
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Self-hosted speech recognition speaking the DashScope speech APIs.")
@@ -57,7 +58,12 @@ def serve(
                       else f"); WARNING: --insecure, listening on {settings.host}."), err=True)
     else:
         typer.echo(f"voxscope: API keys required ({len(settings.api_keys)} configured).", err=True)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for i in settings.short_keys():
+            logging.getLogger("voxscope").warning(
+                "API key #%d is shorter than %d characters: easy to guess, use a long random key",
+                i, MIN_KEY_LENGTH)
+    restrict_new_files()
+    make_private_dir(settings.data_dir)
     fastapi_app = create_app(settings)
     uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level,
                 ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
@@ -81,7 +87,8 @@ def worker(
 
     settings = _settings(config, data_dir=data_dir, workers=workers)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    restrict_new_files()
+    make_private_dir(settings.data_dir)
     engine = Engine(settings)
     engine.preload()
     db = Database(settings.db_url())
@@ -211,14 +218,18 @@ def models(config: Path = typer.Option(None, help="YAML config file")) -> None:
         ref = spec.path if spec else prof.model
         if ref not in statuses:
             statuses[ref] = store.status(ref)
-    typer.echo(f"{'PROFILE':34} {'KIND':12} {'RATES':12} {'MODEL':14} STATUS")
+    rows = [("PROFILE", "KIND", "RATES", "MODEL", "STATUS")]
     for name, prof in sorted(settings.profiles.items()):
         spec = settings.models.get(prof.model)
         st = statuses[spec.path if spec else prof.model]
         rates = "any" if prof.sample_rates == "any" else ",".join(str(r) for r in prof.sample_rates)
         alias = f" (+{', '.join(prof.aliases)})" if prof.aliases else ""
-        typer.echo(f"{name:34} {prof.kind:12} {rates:12} {prof.model:14} "
-                   f"{'installed' if st.installed else 'MISSING'}{alias}")
+        rows.append((name, prof.kind, rates, prof.model,
+                     f"{'installed' if st.installed else 'MISSING'}{alias}"))
+    # Column widths from the content: a profile with many rates or a long name stays aligned.
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4])
     typer.echo("")
     for ref, st in statuses.items():
         typer.echo(f"{ref}: {st.path if st.path else st.detail}")

@@ -8,13 +8,47 @@ replace bundled entries of the same name and add new ones.
 from __future__ import annotations
 
 import ipaddress
+import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+# API keys shorter than this are accepted but warned about at start (easy to guess).
+MIN_KEY_LENGTH = 16
+
+
+def _split_list(v: Any) -> Any:
+    """A list setting given as one string (environment): a JSON list, else comma-separated
+    values (one value without a comma is a one-item list). Empty items are kept, so that the
+    field's own check can refuse them rather than silently drop them."""
+    if not isinstance(v, str):
+        return v
+    text = v.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a valid JSON list: {exc}") from exc
+    return [item.strip() for item in text.split(",")]
+
+
+def _split_paths(v: Any) -> Any:
+    paths = _split_list(v)
+    # Path("") is the current folder: an empty entry must not silently open it (file_roots).
+    if isinstance(paths, list) and any(isinstance(p, str) and not p.strip() for p in paths):
+        raise ValueError("an empty folder name in the list")
+    return paths
+
+
+# Every list setting uses one of these: NoDecode stops pydantic-settings from JSON-decoding the
+# environment value itself (which rejects `a,b` and `a`), so _split_list sees the raw string.
+EnvList = Annotated[list[str], NoDecode, BeforeValidator(_split_list)]
+EnvPathList = Annotated[list[Path], NoDecode, BeforeValidator(_split_paths)]
 
 
 class LocalModel(BaseModel):
@@ -48,7 +82,7 @@ class Settings(BaseSettings):
     port: int = 8000
     data_dir: Path = Path("./voxscope-data")
     config: Path | None = None
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: EnvList = Field(default_factory=list)
     insecure: bool = False  # allow a non-loopback address without API keys
     cache_dir: Path | None = None  # where bundled models are assembled
 
@@ -75,7 +109,7 @@ class Settings(BaseSettings):
     result_ttl_s: float = 24 * 3600.0  # how long a transcription_url stays valid
     fetch_timeout_s: float = 300.0
     fetch_allow_private: bool = False  # allow file_url to point at loopback/private addresses
-    file_roots: list[Path] = Field(default_factory=list)  # folders file:// input may read from
+    file_roots: EnvPathList = Field(default_factory=list)  # folders file:// input may read from
     task_lease_s: float = 30.0  # a running task whose worker stops renewing this long is resumed
     checkpoint_s: float = 60.0  # persist file-task progress after at least this much audio
     max_async_bytes: int = 2 << 30
@@ -89,12 +123,22 @@ class Settings(BaseSettings):
     profiles: dict[str, Profile] = Field(default_factory=dict)
     models: dict[str, LocalModel] = Field(default_factory=dict)
 
-    @field_validator("api_keys", "file_roots", mode="before")
+    @field_validator("api_keys")
     @classmethod
-    def _split_list(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [k.strip() for k in v.split(",") if k.strip()]
-        return v
+    def _no_blank_keys(cls, keys: list[str]) -> list[str]:
+        # An empty key (an unset shell variable, `[""]`) would otherwise count as "keys
+        # configured" while matching requests that carry no key at all.
+        for i, key in enumerate(keys, 1):
+            if not key.strip():
+                raise ValueError(f"API key #{i} of {len(keys)} is empty or whitespace; give real "
+                                 "keys, or no keys at all for open local access")
+            if key != key.strip():
+                raise ValueError(f"API key #{i} of {len(keys)} starts or ends with whitespace")
+        return keys
+
+    def short_keys(self) -> list[int]:
+        """1-based positions of configured keys shorter than MIN_KEY_LENGTH."""
+        return [i for i, k in enumerate(self.api_keys, 1) if len(k) < MIN_KEY_LENGTH]
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -153,7 +197,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     for name, prof in profiles.items():
         prof.setdefault("name", name)
     # Environment beats the file: only use file values for fields the environment does not set.
-    env_settings = Settings()
+    try:
+        env_settings = Settings()
+    except (ValidationError, SettingsError) as exc:
+        raise ConfigError(f"invalid VOXSCOPE_* environment setting: {_describe(exc)}") from exc
     explicit_env = env_settings.model_fields_set
     values: dict[str, Any] = {k: v for k, v in server.items() if k not in explicit_env}
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -163,4 +210,15 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         values["config"] = Path(config_file)
     merged = env_settings.model_dump(exclude_unset=True)
     merged.update(values)
-    return Settings(**merged)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid setting: {_describe(exc)}") from exc
+
+
+def _describe(exc: Exception) -> str:
+    """One line per problem: `field: message` (pydantic's own text is long and nested)."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: "
+                         f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+    return str(exc)

@@ -22,7 +22,11 @@ class KeyChecker:
     """With no keys configured every key is accepted (local development mode)."""
 
     def __init__(self, keys: list[str]) -> None:
-        self._keys = [k.encode() for k in keys if k]
+        # Dropping a blank key would silently leave no keys, i.e. open access (Settings refuses
+        # them at start; this guards any other caller).
+        if any(not k.strip() for k in keys):
+            raise ValueError("an API key is empty or whitespace")
+        self._keys = [k.encode() for k in keys]
 
     @property
     def enabled(self) -> bool:

@@ -14,6 +14,7 @@ from voxscope.server.auth import KeyChecker
 from voxscope.server.capacity import Capacity
 from voxscope.server.metrics import Metrics
 from voxscope.storage.database import Database
+from voxscope.storage.private import make_private_dir
 from voxscope.storage.signing import Signer, load_secret
 from voxscope.storage.vocabularies import VocabularyStore
 
@@ -32,7 +33,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         engine = engine or Engine(settings)
         db = Database(settings.db_url())
         return cls(settings=settings, engine=engine, keys=KeyChecker(settings.api_keys),
