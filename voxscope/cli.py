@@ -40,6 +40,7 @@ def serve(
     import uvicorn
 
     from voxscope.server.app import create_app
+    from voxscope.server.shutdown import DrainingServer
 
     settings = _settings(config, host=host, port=port, data_dir=data_dir,
                          api_keys=api_key or None, max_sessions=max_sessions,
@@ -59,8 +60,9 @@ def serve(
         typer.echo(f"voxscope: API keys required ({len(settings.api_keys)} configured).", err=True)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     fastapi_app = create_app(settings)
-    uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level,
-                ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+    config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port,
+                            log_level=log_level, ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+    DrainingServer(config, fastapi_app.state.drain, settings.shutdown_drain_s).run()
 
 
 @app.command()

@@ -23,6 +23,7 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
+from voxscope.server.guards import link_base
 
 router = APIRouter()
 
@@ -156,8 +157,7 @@ async def submit(request: Request) -> JSONResponse:
 
 
 def _base(request: Request) -> str:
-    public = request.app.state.runtime.settings.public_url
-    return (public or str(request.base_url)).rstrip("/")
+    return link_base(request)
 
 
 def _result_url(request: Request, task_id: str, index: int) -> str:
