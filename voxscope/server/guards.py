@@ -20,14 +20,18 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxscope.config import Settings
 from voxscope.server.auth import KeyChecker
+
+if TYPE_CHECKING:
+    from voxscope.server.shutdown import Drain
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +154,8 @@ def _body(code: str, message: str) -> bytes:
                        "message": message}).encode()
 
 
-async def _refuse(scope: dict, receive, send, status: int, code: str, message: str) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str,
+                  message: str) -> None:
     body = _body(code, message)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if scope["type"] == "websocket":
@@ -171,14 +176,14 @@ async def _refuse(scope: dict, receive, send, status: int, code: str, message: s
 class Guard:
     """Pure ASGI middleware (WebSockets included) applying the rules of this module."""
 
-    def __init__(self, app, settings: Settings, keys: KeyChecker, drain) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyChecker, drain: Drain) -> None:
         self.app = app
         self.settings = settings
         self.keys = keys
         self.drain = drain
         install_log_filter()
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         refusal = self._check(scope)
@@ -186,7 +191,7 @@ class Guard:
             return await _refuse(scope, receive, send, *refusal)
         return await self.app(scope, receive, send)
 
-    def _check(self, scope) -> tuple[int, str, str] | None:
+    def _check(self, scope: Scope) -> tuple[int, str, str] | None:
         headers = Headers(scope=scope)
         if self.drain.draining:
             return 503, SERVICE_UNAVAILABLE, "the server is shutting down; retry later"
