@@ -13,6 +13,7 @@ import contextlib
 import json
 import select
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ import pytest
 import websocket
 
 from tests.conftest import FAST_ENV
-from tests.support import ServerProcess
+from tests.support import AUDIO_DIR, ServerProcess, clip
 
 KEY = "hardening-key-1"
 NESTED = "[" * 100_000
@@ -41,7 +42,8 @@ def open_srv():
 @pytest.fixture(scope="module")
 def keyed_srv():
     srv = ServerProcess(env=FAST_ENV, args=["--log-level", "info"],
-                        config={"server": {"api_keys": [KEY], "allowed_hosts": ["voxscope.lan"]}}).start()
+                        config={"server": {"api_keys": [KEY], "allowed_hosts": ["voxscope.lan"],
+                           "file_roots": [str(AUDIO_DIR.resolve())]}}).start()
     yield srv
     srv.stop()
 
@@ -265,3 +267,25 @@ def test_health_details_and_docs_need_a_key(keyed_srv, open_srv):
                       timeout=TIMEOUT)
         assert r.status_code == 200, (path, r.status_code)
         assert httpx.get(open_srv.http + path, timeout=TIMEOUT).status_code == 200, path
+
+
+@pytest.mark.timeout(300)
+def test_transcription_url_not_built_from_an_unchecked_host(keyed_srv):
+    headers = {"Authorization": f"Bearer {KEY}", "Host": "evil.example"}
+    file_url = f"file://{(AUDIO_DIR / clip('en_ldc93s1')['path']).resolve()}"
+    r = httpx.post(keyed_srv.http + TRANSCRIPTION, timeout=TIMEOUT,
+                   headers={**headers, "X-DashScope-Async": "enable"},
+                   json={"model": "qwen3-asr-flash-filetrans", "input": {"file_url": file_url}})
+    assert r.status_code == 200, r.text
+    task_id = r.json()["output"]["task_id"]
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        out = httpx.get(f"{keyed_srv.http}/api/v1/tasks/{task_id}", headers=headers,
+                        timeout=TIMEOUT).json()["output"]
+        if out["task_status"] in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(0.5)
+    assert out["task_status"] == "SUCCEEDED", out
+    link = out["result"]["transcription_url"]
+    assert link.startswith(keyed_srv.http + "/api/v1/results/"), link
+    assert httpx.get(link, timeout=TIMEOUT).status_code == 200
