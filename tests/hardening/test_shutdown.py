@@ -20,10 +20,16 @@ import pytest
 import websocket
 from dashscope.audio.asr import Recognition
 
-from tests.protocols.inference_helpers import Recorder, start_recognition, wait_for
+from tests.protocols.inference_helpers import (
+    Recorder,
+    new_task_id,
+    run_task,
+    start_recognition,
+    wait_for,
+)
 from tests.support import ServerProcess, clip_pcm, sdk_at
 
-DRAIN_S = 20  # long enough for the finishing session on a busy machine; live ones wait it out
+DRAIN_S = 30  # long enough for the finishing session on a busy machine; live ones wait it out
 TIMEOUT = 120
 
 
@@ -71,6 +77,9 @@ def test_sigterm_drains_then_ends_live_sessions_with_their_error_event():
             rt.send(json.dumps({"type": "input_audio_buffer.append",
                                 "audio": base64.b64encode(speech[:32000]).decode()}))
 
+            # D: a raw inference connection with no task yet (SDK v2 reuses connections)
+            idle = websocket.create_connection(srv.ws_inference, timeout=TIMEOUT)
+
             os.kill(srv.proc.pid, signal.SIGTERM)
             # draining: new requests and upgrades are refused with 503 ServiceUnavailable
             assert wait_for(lambda: httpx.get(srv.http + "/health", timeout=10).status_code == 503,
@@ -80,6 +89,13 @@ def test_sigterm_drains_then_ends_live_sessions_with_their_error_event():
             with pytest.raises(websocket.WebSocketBadStatusException) as exc:
                 websocket.create_connection(srv.ws_inference, timeout=TIMEOUT)
             assert exc.value.status_code == 503
+            task_id = new_task_id()
+            idle.send(run_task(task_id))  # no new task on an open connection either
+            ev = json.loads(idle.recv())
+            assert ev["header"]["event"] == "task-failed", ev
+            assert (ev["header"]["task_id"], ev["header"]["error_code"]) == (task_id,
+                                                                              "ServiceUnavailable")
+            idle.close()
 
             # a running session may still finish normally
             rec_c.stop()

@@ -269,6 +269,11 @@ class InferenceConnection:
                                     error_message="a task is already running on this "
                                                   "connection; send finish-task first"))
             return
+        drain = getattr(self.ws.app.state, "drain", None)
+        if drain is not None and drain.draining:  # a reused connection gets no new task either
+            await self._fail_connection("ServiceUnavailable", "the server is shutting down; "
+                                        "retry later", task_id)
+            return
         try:
             req = parse_run_task(msg, self.rt)
             vocabulary_id = ((msg.get("payload") or {}).get("parameters") or {}).get("vocabulary_id")
