@@ -189,7 +189,10 @@ class ServerProcess(ChildProcess):
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
     def health(self) -> dict:
-        return httpx.get(self.http + "/health", timeout=5).json()
+        # With keys configured only a caller with a key sees more than {"status": "ok"}.
+        keys = self.config.get("api_keys") or (self.config.get("server") or {}).get("api_keys")
+        headers = {"Authorization": f"Bearer {keys[0]}"} if keys else {}
+        return httpx.get(self.http + "/health", headers=headers, timeout=5).json()
 
 
 # -- audio -------------------------------------------------------------------------------------

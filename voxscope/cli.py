@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -41,6 +42,7 @@ def serve(
     import uvicorn
 
     from voxscope.server.app import create_app
+    from voxscope.server.shutdown import DrainingServer
 
     settings = _settings(config, host=host, port=port, data_dir=data_dir,
                          api_keys=api_key or None, max_sessions=max_sessions,
@@ -65,8 +67,13 @@ def serve(
     restrict_new_files()
     make_private_dir(settings.data_dir)
     fastapi_app = create_app(settings)
-    uvicorn.run(fastapi_app, host=settings.host, port=settings.port, log_level=log_level,
-                ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+    config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port,
+                            log_level=log_level, ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+    server = DrainingServer(config, fastapi_app.state.drain, settings.shutdown_drain_s)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:  # as uvicorn.run: a server that never started (port taken, ...)
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     socket_idle_timeout_s: float = 60.0  # a connection with no task is closed after this
     heartbeat_interval_s: float = 10.0
     max_frame_bytes: int = 1 << 20
+    shutdown_drain_s: float = 10.0  # on SIGTERM, running sessions may finish this long
     partial_interval_s: float = 0.6
     max_task_audio_s: float = 4 * 3600.0
 
@@ -105,6 +106,8 @@ class Settings(BaseSettings):
     queue_url: str | None = None  # None: SQLite queue in data_dir; redis://host:port/db to share
     workers: int = 1  # in-process file-task workers of `serve` (0: only separate `voxscope worker`s)
     public_url: str | None = None  # base of links handed out (transcription_url, upload host)
+    # Host names served without API keys (besides loopback) and trusted for links; "*": any
+    allowed_hosts: list[str] = Field(default_factory=list)
     secret_key: str | None = None  # signs result links and upload policies (generated if unset)
     result_ttl_s: float = 24 * 3600.0  # how long a transcription_url stays valid
     fetch_timeout_s: float = 300.0

@@ -24,7 +24,7 @@ from voxscope.config import Profile
 from voxscope.engine.hotwords import Hotword, hotwords_from
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.errors import ServiceError
-from voxscope.protocols import errors
+from voxscope.protocols import errors, json_body
 from voxscope.protocols.audio_io import decode
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
@@ -237,7 +237,7 @@ class InferenceConnection:
     # -- text frames --------------------------------------------------------------------------
     async def _on_text(self, text: str) -> None:
         try:
-            msg = json.loads(text)
+            msg = json_body.loads(text)
             if not isinstance(msg, dict) or not isinstance(msg.get("header"), dict):
                 raise ValueError("not a {header, payload} object")
         except ValueError as exc:
@@ -269,6 +269,11 @@ class InferenceConnection:
             await self._send(_event(task_id, "task-failed", {}, error_code=errors.PROTOCOL_ERROR,
                                     error_message="a task is already running on this "
                                                   "connection; send finish-task first"))
+            return
+        drain = getattr(self.ws.app.state, "drain", None)
+        if drain is not None and drain.draining:  # a reused connection gets no new task either
+            await self._fail_connection("ServiceUnavailable", "the server is shutting down; "
+                                        "retry later", task_id)
             return
         try:
             req = parse_run_task(msg, self.rt)
@@ -463,6 +468,12 @@ class InferenceConnection:
         task.failed = True
         self.rt.metrics.tasks.labels("failed").inc()
         await self._fail_connection(code, message, task.req.task_id)
+
+    async def shutdown(self, code: str, message: str) -> None:
+        """Server shutdown: a running task gets task-failed, then the socket is closed cleanly."""
+        if self.task is not None:
+            await self._fail_task(code, message)
+        await self._close(1001, "server shutting down")
 
     async def _fail_connection(self, code: str, message: str, task_id: str = "") -> None:
         """task-failed, then close: a failed connection is not reused (DashScope behaviour)."""

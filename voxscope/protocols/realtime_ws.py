@@ -35,7 +35,7 @@ from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.engine.text import is_cjk
-from voxscope.protocols import errors
+from voxscope.protocols import errors, json_body
 from voxscope.protocols.audio_io import decode
 from voxscope.protocols.limits import TASK_AUDIO_CODE, task_audio_excess
 from voxscope.server.runtime import Runtime
@@ -255,7 +255,7 @@ class RealtimeConnection:
                             "binary frames are not accepted; send JSON events with base64 audio")
                 continue
             try:
-                event = json.loads(text)
+                event = json_body.loads(text)
                 if not isinstance(event, dict):
                     raise ValueError
             except ValueError:
@@ -512,6 +512,11 @@ class RealtimeConnection:
         self._error("server_error" if code == errors.THROTTLING else "invalid_request_error",
                     code, message)
         await self._close(1000 if code != errors.THROTTLING else 1013, code[:100])
+
+    async def shutdown(self, code: str, message: str) -> None:
+        """Server shutdown: an `error` event (server_error ends a session), then a clean close."""
+        self._error("server_error", code, message)
+        await self._close(1001, "server shutting down")
 
     async def _stop_sender(self) -> None:
         """Let every queued event go out, then end the sender."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -14,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voxscope.errors import ServiceError
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
+from voxscope.protocols.json_body import BodyTooLarge, has_body, is_json_type, read_capped
+from voxscope.protocols.json_body import loads as json_loads
 from voxscope.server.auth import bearer_key
 from voxscope.server.capacity import Slot
 
@@ -32,13 +33,18 @@ def caller(request: Request) -> str:
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_JSON_BYTES:
-        raise ProtocolError(errors.INVALID_PARAMETER,
-                            f"request body larger than {MAX_JSON_BYTES >> 20} MB", 413)
+    # A JSON type is required: a browser can send text/plain or form bodies cross-site without
+    # a preflight, never application/json.
+    if has_body(request) and not is_json_type(request.headers.get("content-type")):
+        raise ProtocolError(errors.INVALID_PARAMETER, "Content-Type must be application/json", 415)
     try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = await read_capped(request, MAX_JSON_BYTES)
+    except BodyTooLarge:
+        raise ProtocolError(errors.INVALID_PARAMETER,
+                            f"request body larger than {MAX_JSON_BYTES >> 20} MB", 413) from None
+    try:
+        body = json_loads(raw or b"{}")
+    except ValueError as exc:
         raise ProtocolError(errors.INVALID_PARAMETER, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ProtocolError(errors.INVALID_PARAMETER, "request body must be a JSON object")

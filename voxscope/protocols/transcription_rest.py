@@ -24,6 +24,7 @@ from voxscope.protocols.errors import ProtocolError, error_response, new_request
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
 from voxscope.protocols.uploads import check_upload_owner
+from voxscope.server.guards import link_base
 
 router = APIRouter()
 
@@ -159,8 +160,7 @@ async def submit(request: Request) -> JSONResponse:
 
 
 def _base(request: Request) -> str:
-    public = request.app.state.runtime.settings.public_url
-    return (public or str(request.base_url)).rstrip("/")
+    return link_base(request)
 
 
 def _result_url(request: Request, task_id: str, index: int) -> str:

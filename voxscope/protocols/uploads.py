@@ -42,6 +42,7 @@ from voxscope.inputs.fetch import size_text
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.rest import caller, ok
+from voxscope.server.guards import link_base
 from voxscope.storage.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,7 @@ def check_upload_owner(signer: Signer, ref: str, owner: str) -> None:
 
 
 def upload_host(request: Request) -> str:
-    base = request.app.state.runtime.settings.public_url or str(request.base_url)
-    return base.rstrip("/") + UPLOAD_PATH
+    return link_base(request) + UPLOAD_PATH
 
 
 @router.get("/api/v1/uploads")

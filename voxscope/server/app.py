@@ -18,7 +18,9 @@ from voxscope.inputs.sources import expire_uploads
 from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
+from voxscope.server.guards import Guard
 from voxscope.server.runtime import Runtime
+from voxscope.server.shutdown import Drain
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
+    app.state.drain = drain = Drain()
+    app.add_middleware(Guard, settings=rt.settings, keys=rt.keys, drain=drain)
     install_error_handlers(app)
     # REST routers (each protocol module exposes `router`); all live under /api/v1 like DashScope.
     for router in _rest_routers():
@@ -49,15 +53,21 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.websocket("/api-ws/v1/inference")
     @app.websocket("/api-ws/v1/inference/")
     async def inference(ws: WebSocket) -> None:
-        await InferenceConnection(ws, rt).run()
+        conn = InferenceConnection(ws, rt)
+        async with drain.session(lambda: conn.task is not None, conn.shutdown):
+            await conn.run()
 
     @app.websocket("/api-ws/v1/realtime")
     @app.websocket("/api-ws/v1/realtime/")
     async def realtime(ws: WebSocket) -> None:
-        await RealtimeConnection(ws, rt).run()
+        conn = RealtimeConnection(ws, rt)
+        async with drain.session(lambda: True, conn.shutdown):
+            await conn.run()
 
     @app.get("/health")
-    async def health() -> dict:
+    async def health(request: Request) -> dict:
+        if rt.keys.enabled and not rt.keys.allows_headers(request.headers):
+            return {"status": "ok"}  # liveness only: internals need a key
         return {
             "status": "ok",
             "version": __version__,

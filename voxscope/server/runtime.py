@@ -12,6 +12,7 @@ from voxscope.jobs.workers import TaskService
 from voxscope.protocols.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, error_response
 from voxscope.server.auth import KeyChecker
 from voxscope.server.capacity import Capacity
+from voxscope.server.guards import refusals
 from voxscope.server.metrics import Metrics
 from voxscope.storage.database import Database
 from voxscope.storage.private import make_private_dir
@@ -53,6 +54,7 @@ class Runtime:
 
     async def deny(self, ws: WebSocket, status: int, code: str, message: str) -> None:
         """Refuse a WebSocket upgrade with an HTTP status and DashScope's JSON error body."""
+        refusals.note(ws.url.path, status, code)  # one rate-limited line, not uvicorn's ERROR
         try:
             await ws.send_denial_response(error_response(status, code, message))
         except RuntimeError:  # server without the denial extension: a plain refusal (403)
