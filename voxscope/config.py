@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     workers: int = 1  # in-process file-task workers of `serve` (0: only separate `voxscope worker`s)
     public_url: str | None = None  # base of links handed out (transcription_url, upload host)
     # Host names served without API keys (besides loopback) and trusted for links; "*": any
-    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_hosts: EnvList = Field(default_factory=list)
     secret_key: str | None = None  # signs result links and upload policies (generated if unset)
     result_ttl_s: float = 24 * 3600.0  # how long a transcription_url stays valid
     fetch_timeout_s: float = 300.0

@@ -146,3 +146,20 @@ def test_bad_list_env_value_is_a_clear_error():
         code, out = _serve_exit([], env)
         assert code == 2, (env, code, out[-3000:])
         assert "file_roots" in out and "Traceback" not in out, out[-3000:]
+
+
+def test_every_list_setting_reads_comma_single_and_json(monkeypatch):
+    """Every list field of Settings (not only the two probed from outside) takes the three forms
+    from the environment: a list setting added later without `EnvList` fails here."""
+    from voxscope.config import Settings
+
+    list_fields = [name for name, f in Settings.model_fields.items()
+                   if getattr(f.annotation, "__origin__", None) is list]
+    assert {"api_keys", "file_roots", "allowed_hosts"} <= set(list_fields)
+    for name in list_fields:
+        env = f"VOXSCOPE_{name.upper()}"
+        for raw, want in (("/a,/b", ["/a", "/b"]), ("/a", ["/a"]), ('["/a", "/b"]', ["/a", "/b"])):
+            monkeypatch.setenv(env, raw)
+            got = [str(v) for v in getattr(Settings(), name)]
+            assert got == want, (name, raw, got)
+        monkeypatch.delenv(env)
