@@ -19,6 +19,7 @@ from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
 from voxscope.server.runtime import Runtime
+from voxscope.web.routes import install_console
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # REST routers (each protocol module exposes `router`); all live under /api/v1 like DashScope.
     for router in _rest_routers():
         app.include_router(router)
+    install_console(app)  # the web console at / (static files; a client of the routes above)
 
     @app.websocket("/api-ws/v1/inference")
     @app.websocket("/api-ws/v1/inference/")
@@ -103,10 +105,11 @@ def _rest_routers() -> list:
     from voxscope.protocols import (
         multimodal,
         openai_audio,
+        openai_models,
         transcription_rest,
         uploads,
         vocabulary_rest,
     )
 
     return [vocabulary_rest.router, transcription_rest.router, uploads.router, multimodal.router,
-            openai_audio.router]
+            openai_audio.router, openai_models.router]
