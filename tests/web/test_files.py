@@ -1,0 +1,112 @@
+"""Files view in real Chromium: a real clip goes through the upload flow and becomes a file task;
+its state, progress and sentences show; the SRT and VTT downloads parse and carry the same text;
+a reload keeps the task (history comes from the task list API). Also the task API's progress."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.support import AUDIO_DIR, clip, error_rate, sdk_at
+
+CLIP = "en_librispeech_1995-1837-0001"
+SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+)")
+VTT_CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)")
+
+
+def _ms(stamp: str) -> int:
+    h, m, rest = stamp.replace(",", ".").split(":")
+    return round((int(h) * 3600 + int(m) * 60 + float(rest)) * 1000)
+
+
+def _download(page, card, kind: str) -> str:
+    with page.expect_download() as info:
+        card.locator(f'[data-export="{kind}"]').click()
+    return open(info.value.path(), encoding="utf-8").read()
+
+
+@pytest.fixture(scope="module")
+def done_task(browser, web_server):
+    """Upload the clip through the page once; (task id, sentences on screen)."""
+    from tests.web.conftest import Page
+
+    p = Page(browser, web_server.http, viewport={"width": 1200, "height": 900})
+    try:
+        page = p.open("#files")
+        page.select_option("#file-model", "paraformer-v2")
+        page.select_option("#file-lang", "en")
+        page.set_input_files("#file-input", str(AUDIO_DIR / clip(CLIP)["path"]))
+        card = page.locator("li.task").first
+        card.locator("progress").wait_for(state="attached")
+        page.wait_for_selector('li.task[data-status="SUCCEEDED"] button.sentence')
+        assert not p.errors, p.errors
+        p.shot("files-done")
+        tasks = httpx.get(web_server.http + "/api/v1/tasks").json()["tasks"]
+        yield tasks[0]["task_id"], [t.strip() for t in card.locator(".sentence .text").all_text_contents()]
+    finally:
+        p.close()
+
+
+def test_upload_shows_sentences(done_task):
+    _, texts = done_task
+    assert texts
+    assert error_rate("en", clip(CLIP)["reference"], " ".join(texts)) <= 0.15, texts
+
+
+def test_srt_and_vtt_downloads_parse(console, done_task):
+    _, texts = done_task
+    page = console.open("#files")
+    card = page.locator('li.task[data-status="SUCCEEDED"]').first
+    card.locator("button.sentence").first.wait_for()
+    srt = _download(page, card, "srt")
+    cues = [SRT_CUE.fullmatch(block) for block in srt.strip().split("\n\n")]
+    assert all(cues), srt
+    assert [int(c.group(1)) for c in cues] == list(range(1, len(cues) + 1))
+    assert all(_ms(c.group(2)) <= _ms(c.group(3)) for c in cues), srt
+    assert [c.group(4) for c in cues] == texts
+    vtt = _download(page, card, "vtt")
+    assert vtt.startswith("WEBVTT\n\n"), vtt
+    vcues = [VTT_CUE.fullmatch(block) for block in vtt[len("WEBVTT\n\n"):].strip().split("\n\n")]
+    assert all(vcues), vtt
+    assert [c.group(3) for c in vcues] == texts
+    assert [(_ms(c.group(1)), _ms(c.group(2))) for c in vcues] == \
+        [(_ms(c.group(2)), _ms(c.group(3))) for c in cues]
+    txt = _download(page, card, "txt")
+    assert txt.split("\n")[:len(texts)] == texts
+
+
+def test_reload_keeps_the_task(console, done_task):
+    task_id, texts = done_task
+    page = console.open("#files")
+    page.reload()
+    card = page.locator('li.task[data-status="SUCCEEDED"]').first
+    card.locator("button.sentence").first.wait_for()
+    assert [t.strip() for t in card.locator(".sentence .text").all_text_contents()] == texts
+    assert card.locator(".name").text_content() == clip(CLIP)["path"]
+    console.shot("files-reloaded")
+
+
+def test_unsupported_file_is_refused_in_the_page(console, tmp_path):
+    page = console.open("#files")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio")
+    page.set_input_files("#file-input", str(bad))
+    card = page.locator('li.task[data-status="FAILED"]').first
+    card.wait_for()
+    assert "notes.txt" in card.locator(".error").text_content()
+
+
+def test_task_api_reports_progress_without_breaking_the_sdk(web_server, done_task):
+    task_id, _ = done_task
+    out = httpx.get(f"{web_server.http}/api/v1/tasks/{task_id}").json()["output"]
+    assert out["task_status"] == "SUCCEEDED" and out["progress"] == 1.0
+    listed = httpx.get(f"{web_server.http}/api/v1/tasks").json()["tasks"]
+    assert next(t for t in listed if t["task_id"] == task_id)["progress"] == 1.0
+    with sdk_at(web_server):
+        from dashscope.audio.asr import Transcription
+
+        rsp = Transcription.fetch(task=task_id)
+    assert rsp.status_code == 200 and rsp.output["progress"] == 1.0
+    assert rsp.output.task_status == "SUCCEEDED"
