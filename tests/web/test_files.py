@@ -4,15 +4,18 @@ a reload keeps the task (history comes from the task list API). Also the task AP
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import httpx
 import pytest
 
-from tests.support import AUDIO_DIR, clip, error_rate, sdk_at
+from tests.support import AUDIO_DIR, clip, error_rate, pcm16, sdk_at, wav_bytes
 
 CLIP = "en_librispeech_1995-1837-0001"
 SRT_CUE = re.compile(r"(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3})\n(.+)")
+TASK_TIMEOUT_S = float(os.environ.get("VOXSCOPE_TEST_TASK_TIMEOUT_S", "600"))
 VTT_CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)")
 
 
@@ -110,3 +113,41 @@ def test_task_api_reports_progress_without_breaking_the_sdk(web_server, done_tas
         rsp = Transcription.fetch(task=task_id)
     assert rsp.status_code == 200 and rsp.output["progress"] == 1.0
     assert rsp.output.task_status == "SUCCEEDED"
+
+
+def _upload(server, data: bytes, name: str) -> str:
+    """The SDK's upload flow with raw HTTP: policy, then the policy-signed POST; the oss:// URL."""
+    policy = httpx.get(f"{server.http}/api/v1/uploads", params={"action": "getPolicy",
+                                                                 "model": "paraformer-v2"}).json()["data"]
+    key = f"{policy['upload_dir']}/{name}"
+    fields = {"OSSAccessKeyId": policy["oss_access_key_id"], "Signature": policy["signature"],
+              "policy": policy["policy"], "key": key, "x-oss-object-acl": policy["x_oss_object_acl"],
+              "x-oss-forbid-overwrite": policy["x_oss_forbid_overwrite"], "success_action_status": "200"}
+    r = httpx.post(policy["upload_host"], data=fields, files={"file": (name, data, "audio/x-wav")},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    return f"oss://{key}"
+
+
+def test_progress_moves_while_running(web_server):
+    """A long file reports its share done while RUNNING: within 0..1, never backwards, then 1."""
+    pcm = pcm16(AUDIO_DIR / clip("en_osr_us_000_0034_8k")["path"])
+    url = _upload(web_server, wav_bytes(pcm * 3), "long.wav")  # ~107 s: many progress steps
+    r = httpx.post(f"{web_server.http}/api/v1/services/audio/asr/transcription",
+                   headers={"X-DashScope-Async": "enable"},
+                   json={"model": "paraformer-v2", "parameters": {"language_hints": ["en"]},
+                         "input": {"file_urls": [url]}})
+    task_id = r.json()["output"]["task_id"]
+    seen: list[tuple[str, float]] = []
+    deadline = time.monotonic() + TASK_TIMEOUT_S
+    while time.monotonic() < deadline:
+        out = httpx.get(f"{web_server.http}/api/v1/tasks/{task_id}").json()["output"]
+        seen.append((out["task_status"], out["progress"]))
+        if out["task_status"] in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(0.25)
+    assert seen[-1] == ("SUCCEEDED", 1.0), seen[-5:]
+    values = [p for _, p in seen]
+    assert values == sorted(values) and all(0.0 <= p <= 1.0 for p in values), seen
+    running = {p for s, p in seen if s == "RUNNING"}
+    assert any(0.0 < p < 1.0 for p in running), seen  # the share moved during the run
