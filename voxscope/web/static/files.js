@@ -87,7 +87,6 @@ export function initFiles(ctx) {
     if (player.src !== url) player.src = url;
     player.hidden = false;
     player.currentTime = s.begin_time / 1000;
-    clearTimeout(play.timer);
     player.play().catch(() => {});
     player.ontimeupdate = () => { if (player.currentTime * 1000 >= s.end_time) player.pause(); };
   }

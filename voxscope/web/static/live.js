@@ -106,7 +106,14 @@ export function initLive(ctx) {
     const s = { stream, started: false, queue: [], finished: false, failed: false };
     session = s;
     s.audio = new AudioContext();
-    await s.audio.audioWorklet.addModule("/console/audio-worklet.js");
+    try {
+      await s.audio.audioWorklet.addModule("/console/audio-worklet.js");
+    } catch (err) {
+      ctx.notify(`${t("mic_missing")} (${err.message})`);
+      status("live_idle");
+      release(s);
+      return;
+    }
     const source = s.audio.createMediaStreamSource(stream);
     s.node = new AudioWorkletNode(s.audio, "pcm16-capture", { numberOfOutputs: 0 });
     s.node.port.onmessage = (e) => {

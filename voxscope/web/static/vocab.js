@@ -39,7 +39,7 @@ export async function initVocab(ctx) {
     const remove = tr.querySelector(".w-remove");
     remove.textContent = t("remove");
     remove.addEventListener("click", () => { tr.remove(); check(); });
-    text.addEventListener("input", check);
+    text.addEventListener("input", () => { text.dataset.touched = "1"; check(); });
     rows.append(tr);
     return text;
   }
@@ -58,8 +58,9 @@ export async function initVocab(ctx) {
       } else if (text.replace(/ /g, "").length > MAX_CHARS) msg = t("err_text_chars", { max: MAX_CHARS });
       if (!msg && seen.has(text.toLowerCase())) msg = t("err_duplicate");
       seen.add(text.toLowerCase());
-      err.textContent = msg;
-      input.setAttribute("aria-invalid", String(Boolean(msg)));
+      const shown = form.dataset.touched === "all" || input.dataset.touched ? msg : "";
+      err.textContent = shown;
+      input.setAttribute("aria-invalid", String(Boolean(shown)));
       ok = ok && !msg;
       const word = { text, weight: Number(tr.querySelector(".w-weight").value) };
       const lang = tr.querySelector(".w-lang").value;
@@ -72,8 +73,9 @@ export async function initVocab(ctx) {
     ok = ok && n > 0 && n <= MAX_WORDS;
     if (editing === "") {
       const bad = !PREFIX.test(prefix.value);
-      $("vocab-prefix-error").textContent = bad ? t("err_prefix") : "";
-      prefix.setAttribute("aria-invalid", String(bad));
+      const shown = bad && (form.dataset.touched === "all" || prefix.dataset.touched);
+      $("vocab-prefix-error").textContent = shown ? t("err_prefix") : "";
+      prefix.setAttribute("aria-invalid", String(Boolean(shown)));
       ok = ok && !bad;
     }
     $("vocab-add").disabled = n >= MAX_WORDS;
@@ -83,6 +85,8 @@ export async function initVocab(ctx) {
   function open(id, detail) {
     editing = id;
     form.hidden = false;
+    form.dataset.touched = "";
+    delete prefix.dataset.touched;
     $("vocab-editor-title").textContent = id || t("vocab_new");
     modelSel.disabled = prefix.disabled = Boolean(id);
     prefix.value = detail ? detail.prefix || "" : "";
@@ -144,6 +148,7 @@ export async function initVocab(ctx) {
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
+    form.dataset.touched = "all";
     const words = check();
     if (!words) { $("vocab-form-error").textContent = t("err_fix"); return; }
     $("vocab-form-error").textContent = "";
@@ -158,7 +163,7 @@ export async function initVocab(ctx) {
       $("vocab-form-error").textContent = err instanceof api.ApiError ? `${err.code}: ${err.message}` : err.message;
     }
   });
-  prefix.addEventListener("input", check);
+  prefix.addEventListener("input", () => { prefix.dataset.touched = "1"; check(); });
   $("vocab-add").addEventListener("click", () => { row().focus(); check(); });
   $("vocab-new").addEventListener("click", () => open("", null));
   $("vocab-close").addEventListener("click", () => { form.hidden = true; editing = null; });
