@@ -3,8 +3,8 @@
 The OpenAI shape (`{"object": "list", "data": [{"id", "object", "created", "owned_by"}]}`), so
 `openai.OpenAI(...).models.list()` works; each entry adds what a client needs to offer the model
 (the web console builds its model menus from it): `kind` (recognition, translation, chat,
-realtime, file, sync), `languages`, `hotwords`, `sample_rates`, `aliases` and, for file models, `file_form`
-(qwen: one `file_url`; paraformer: `file_urls`). OpenAI's SDK keeps
+realtime, file, sync), `languages`, `hotwords`, `sample_rates`, `aliases`, for file models `file_form` (qwen: one `file_url`;
+paraformer: `file_urls`) and for Gummy models `translation_targets`. OpenAI's SDK keeps
 unknown fields.
 """
 
@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from voxscope.protocols.gummy import TRANSLATION_TARGETS
 from voxscope.server.auth import bearer_key
 
 router = APIRouter()
@@ -33,7 +34,9 @@ async def list_models(request: Request) -> JSONResponse:
         return [{"id": p.name, "object": "model", "created": _CREATED, "owned_by": "voxscope",
                  "kind": p.kind, "languages": rt.engine.languages(p), "hotwords": p.hotwords,
                  "sample_rates": p.sample_rates, "aliases": p.aliases,
-                 **({"file_form": p.file_form} if p.kind == "file" else {})}
+                 **({"file_form": p.file_form} if p.kind == "file" else {}),
+                 **({"translation_targets": list(TRANSLATION_TARGETS)}
+                    if p.kind in ("translation", "chat") else {})}
                 for p in rt.settings.profiles.values()]
 
     return JSONResponse({"object": "list", "data": await run_in_threadpool(entries)})

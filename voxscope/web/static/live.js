@@ -27,7 +27,7 @@ export function initLive(ctx) {
     const p = pick.profile();
     const gummy = p && p.kind === "translation";
     targetWrap.hidden = !gummy;
-    if (gummy) fill(targetSel, [["", t("no_translation")], ...p.languages.map((c) => [c, c])]);
+    if (gummy) fill(targetSel, [["", t("no_translation")], ...(p.translation_targets || []).map((c) => [c, c])]);
   });
   $("live-model").dispatchEvent(new CustomEvent("profile"));
 

@@ -28,6 +28,7 @@ export async function initVocab(ctx) {
     const text = tr.querySelector(".w-text");
     text.value = word.text;
     text.setAttribute("aria-label", t("word"));
+    text.placeholder = t("word");
     const weight = tr.querySelector(".w-weight");
     fill(weight, [1, 2, 3, 4, 5].map((n) => [String(n), String(n)]));
     weight.value = String(word.weight ?? 4);
