@@ -4,6 +4,7 @@ inference WebSocket, shows partial text while it plays and ends with the clip's 
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -22,16 +23,18 @@ def fake_mic(path, clip_id: str):
     return path
 
 
-@pytest.mark.parametrize(("clip_id", "lang", "max_error"), CASES)
-def test_live_microphone_transcript(web_server, tmp_path, clip_id, lang, max_error):
+def run_live(server, tmp_path, clip_id: str, model: str, lang: str, target: str = ""):
+    """Play the clip into the Live view; (sentences, partials seen, status text, Page)."""
     wav = fake_mic(tmp_path / f"{clip_id}.wav", clip_id)
     pw, browser = launch_browser(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                                   f"--use-file-for-fake-audio-capture={wav}"])
-    p = Page(browser, web_server.http, viewport={"width": 1200, "height": 900})
+    p = Page(browser, server.http, viewport={"width": 1200, "height": 900})
     try:
         page = p.open()
-        page.select_option("#live-model", "paraformer-realtime-v2")
+        page.select_option("#live-model", model)
         page.select_option("#live-lang", lang)
+        if target:
+            page.select_option("#live-target", target)
         # Record every partial the page shows while the clip plays.
         page.evaluate("""() => { window.__partials = [];
             new MutationObserver(() => { const t = document.querySelector('#live-partial').dataset.text;
@@ -40,22 +43,43 @@ def test_live_microphone_transcript(web_server, tmp_path, clip_id, lang, max_err
         page.click("#live-start")
         page.wait_for_selector("#live-stop:not([disabled])")  # task-started arrived
         time.sleep(LEAD_S + clip(clip_id)["duration_s"] + TAIL_S / 2)  # the clip plays in real time
-        p.shot(f"live-listening-{lang}")
+        p.shot(f"live-listening-{model}-{lang}")
         page.click("#live-stop")
         page.wait_for_selector("#live-start:not([disabled])")  # task-finished, socket closed
         sentences = page.evaluate("window.voxscopeLive.sentences()")
         partials = page.evaluate("window.__partials")
         status = page.text_content("#live-status")
-        p.shot(f"live-done-{lang}")
-        assert status == "Done.", (status, page.text_content("#notice"))
-        assert partials, "no partial text was shown while the clip played"
-        assert sentences and all(s["end_time"] >= s["begin_time"] for s in sentences), sentences
-        text = ("" if lang == "zh" else " ").join(s["text"] for s in sentences)
-        err = error_rate(lang, clip(clip_id)["reference"], text)
-        assert err <= max_error, (err, text)
+        notice = page.text_content("#notice")
+        p.shot(f"live-done-{model}-{lang}")
         assert page.locator("#live-sentences li").count() == len(sentences)  # on screen, with times
         assert not p.errors, f"JavaScript errors in the console: {p.errors}"
+        return sentences, partials, status, notice
     finally:
         p.close()
         browser.close()
         pw.stop()
+
+
+@pytest.mark.parametrize(("clip_id", "lang", "max_error"), CASES)
+def test_live_microphone_transcript(web_server, tmp_path, clip_id, lang, max_error):
+    sentences, partials, status, notice = run_live(web_server, tmp_path, clip_id,
+                                                   "paraformer-realtime-v2", lang)
+    assert status == "Done.", (status, notice)
+    assert partials, "no partial text was shown while the clip played"
+    assert sentences and all(s["end_time"] >= s["begin_time"] for s in sentences), sentences
+    text = ("" if lang == "zh" else " ").join(s["text"] for s in sentences)
+    err = error_rate(lang, clip(clip_id)["reference"], text)
+    assert err <= max_error, (err, text)
+
+
+def test_live_gummy_translation(web_server, tmp_path):
+    """Gummy with a translation target: Mandarin sentences, each with its English translation."""
+    sentences, _, status, notice = run_live(web_server, tmp_path, "zh_paddlespeech_zh",
+                                            "gummy-realtime-v1", "zh", target="en")
+    assert status == "Done.", (status, notice)
+    assert error_rate("zh", clip("zh_paddlespeech_zh")["reference"],
+                      "".join(s["text"] for s in sentences)) <= 0.20, sentences
+    # English: Latin letters and no Han characters (typographic quotes may appear).
+    assert sentences and all(re.search("[A-Za-z]", s.get("translation", ""))
+                             and not re.search("[\u4e00-\u9fff]", s["translation"])
+                             for s in sentences), sentences
