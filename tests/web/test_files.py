@@ -151,3 +151,17 @@ def test_progress_moves_while_running(web_server):
     assert values == sorted(values) and all(0.0 <= p <= 1.0 for p in values), seen
     running = {p for s, p in seen if s == "RUNNING"}
     assert any(0.0 < p < 1.0 for p in running), seen  # the share moved during the run
+
+
+def test_failed_task_shows_code_and_message(console, tmp_path):
+    """A file that claims to be audio but is not: the task fails and the page shows why."""
+    page = console.open("#files")
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF-not-really-a-wave-file" * 40)
+    page.set_input_files("#file-input", str(bad))
+    card = page.locator('li.task[data-status="FAILED"]').first
+    card.wait_for()
+    message = card.locator(".error").text_content()
+    assert re.match(r"[A-Za-z.]+: \S", message), message
+    assert card.locator(".name").text_content() == "broken.wav"
+    console.shot("files-failed")
