@@ -24,6 +24,12 @@ def _ms(stamp: str) -> int:
     return round((int(h) * 3600 + int(m) * 60 + float(rest)) * 1000)
 
 
+def _clock_s(text: str) -> float:
+    """Seconds from the page's m:ss.s."""
+    minutes, seconds = text.strip().split(":")
+    return int(minutes) * 60 + float(seconds)
+
+
 def _download(page, card, kind: str) -> str:
     with page.expect_download() as info:
         card.locator(f'[data-export="{kind}"]').click()
@@ -44,6 +50,13 @@ def done_task(browser, web_server):
         card = page.locator("li.task").first
         card.locator("progress").wait_for(state="attached")
         page.wait_for_selector('li.task[data-status="SUCCEEDED"] button.sentence')
+        # Selecting a sentence plays that part of the picked file.
+        last = card.locator("button.sentence").last
+        last.click()
+        page.wait_for_selector("#player:not([hidden])")
+        begin = page.evaluate("document.querySelector('#player').currentTime")
+        start, end = (_clock_s(x) for x in last.locator(".time").text_content().split("–"))
+        assert start - 0.1 <= begin <= end + 0.1, (start, begin, end)
         assert not p.errors, p.errors
         p.shot("files-done")
         tasks = httpx.get(web_server.http + "/api/v1/tasks").json()["tasks"]
