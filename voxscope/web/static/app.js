@@ -1,6 +1,6 @@
 // The console's entry: language, tabs, key handling, the model catalogue, and the three views.
 import * as api from "./api.js";
-import { apply, lang, LANGS, onLang, setLang, t } from "./i18n.js";
+import { apply, lang, LANGS, setLang, t } from "./i18n.js";
 import { initLive } from "./live.js";
 import { initFiles } from "./files.js";
 import { initVocab } from "./vocab.js";
@@ -106,7 +106,6 @@ async function main() {
   initLive(ctx);
   initFiles(ctx);
   await initVocab(ctx);
-  onLang(() => apply());
 }
 
 main();

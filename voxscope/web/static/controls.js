@@ -1,5 +1,5 @@
 // The model / language / vocabulary pickers shared by the Live and Files views.
-import { t } from "./i18n.js";
+import { onLang, t } from "./i18n.js";
 
 const name = (code) => {
   try { return new Intl.DisplayNames([document.documentElement.lang], { type: "language" }).of(code); }
@@ -38,6 +38,7 @@ export function pickers(ctx, kinds, ids, preferred) {
   if (profiles.some((p) => p.id === preferred)) modelSel.value = preferred;
   modelSel.addEventListener("change", refresh);
   ctx.vocabListeners.push((list) => { vocabularies = list; refresh(); });
+  onLang(refresh); // "Auto detect", "None" and language names follow the UI language
   refresh();
   return { profile, language: () => langSel.value, vocabulary: () => vocabSel.value, refresh };
 }
