@@ -4,10 +4,14 @@ inference WebSocket, shows partial text while it plays and ends with the clip's 
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
+import uuid
 
 import pytest
+import websocket
 
 from tests.support import AUDIO_DIR, clip, error_rate, pcm16, silence_pcm, wav_bytes
 from tests.web.conftest import Page, launch_browser
@@ -83,3 +87,50 @@ def test_live_gummy_translation(web_server, tmp_path):
     assert sentences and all(re.search("[A-Za-z]", s.get("translation", ""))
                              and not re.search("[\u4e00-\u9fff]", s["translation"])
                              for s in sentences), sentences
+
+
+def _occupy(server, stop: threading.Event) -> websocket.WebSocket:
+    """One recognition task that holds a capacity slot (heartbeat on, silence sent) until stop."""
+    ws = websocket.create_connection(server.ws_inference, timeout=60)
+    params = {"format": "pcm", "sample_rate": 16000, "heartbeat": True}
+    ws.send(json.dumps({"header": {"action": "run-task", "task_id": uuid.uuid4().hex, "streaming": "duplex"},
+                        "payload": {"model": "paraformer-realtime-v2", "task_group": "audio", "task": "asr",
+                                    "function": "recognition", "input": {}, "parameters": params}}))
+    assert json.loads(ws.recv())["header"]["event"] == "task-started"
+
+    def feed() -> None:
+        while not stop.wait(0.1):
+            try:
+                ws.send_binary(silence_pcm(0.1))
+            except Exception:
+                return
+
+    threading.Thread(target=feed, daemon=True).start()
+    return ws
+
+
+def test_live_server_busy_is_explained(web_server, tmp_path):
+    """Every recognition slot taken: Start ends with the 'server is busy' message (Throttling)."""
+    wav = fake_mic(tmp_path / "mic.wav", "en_ldc93s1")
+    pw, browser = launch_browser(["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                                  f"--use-file-for-fake-audio-capture={wav}"])
+    p = Page(browser, web_server.http, viewport={"width": 1200, "height": 900})
+    stop = threading.Event()
+    held: list[websocket.WebSocket] = []
+    try:
+        page = p.open()
+        for _ in range(web_server.health()["max_sessions"]):
+            held.append(_occupy(web_server, stop))
+        page.click("#live-start")
+        page.wait_for_selector("#notice:not([hidden])")
+        assert "busy" in page.text_content("#notice"), page.text_content("#notice")
+        page.wait_for_selector("#live-start:not([disabled])")
+        p.shot("live-busy")
+        assert not p.errors, p.errors
+    finally:
+        stop.set()
+        for ws in held:
+            ws.close()
+        p.close()
+        browser.close()
+        pw.stop()

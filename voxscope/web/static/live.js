@@ -75,7 +75,7 @@ export function initLive(ctx) {
   }
 
   function failed(code, message) {
-    const text = code === "Throttling" ? t("busy") : `${t("task_failed")}: ${code}: ${message}`;
+    const text = String(code).startsWith("Throttling") ? t("busy") : `${t("task_failed")}: ${code}: ${message}`;
     ctx.notify(text);
   }
 
