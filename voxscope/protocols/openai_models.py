@@ -2,10 +2,10 @@
 
 The OpenAI shape (`{"object": "list", "data": [{"id", "object", "created", "owned_by"}]}`), so
 `openai.OpenAI(...).models.list()` works; each entry adds what a client needs to offer the model
-(the web console builds its model menus from it): `kind` (recognition, translation, chat,
-realtime, file, sync), `languages`, `hotwords`, `sample_rates`, `aliases`, for file models `file_form` (qwen: one `file_url`;
-paraformer: `file_urls`) and for Gummy models `translation_targets`. OpenAI's SDK keeps
-unknown fields.
+(the web console builds its menus from it): `kind` (recognition, translation, chat, realtime,
+file, sync), `languages`, `hotwords`, `sample_rates`, `aliases`; for file models `file_form`
+(qwen: one `file_url`; paraformer: `file_urls`), for Gummy models `translation_targets`.
+OpenAI's SDK keeps unknown fields.
 """
 
 from __future__ import annotations

@@ -18,15 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from voxscope.config import Profile, Settings
 from voxscope.inputs import precheck
-from voxscope.jobs.repository import (
-    CANCELED,
-    FAILED,
-    FINISHED,
-    PENDING,
-    RUNNING,
-    SUCCEEDED,
-    TaskView,
-)
+from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, TaskView
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.params import opt_bool
