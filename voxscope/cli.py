@@ -121,14 +121,6 @@ class OutputFormat(StrEnum):
     vtt = "vtt"
 
 
-def _timestamp(seconds: float, sep: str) -> str:
-    ms = int(round(seconds * 1000))
-    h, ms = divmod(ms, 3600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
 @app.command()
 def transcribe(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True),
@@ -197,15 +189,9 @@ def transcribe(
                                "text": w.text, "punctuation": w.punctuation} for w in s.words],
                 } for s in sentences]}, ensure_ascii=False))
         else:
-            sep = "," if output == OutputFormat.srt else "."
-            lines = ["WEBVTT", ""] if output == OutputFormat.vtt else []
-            for i, s in enumerate(sentences, 1):
-                if output == OutputFormat.srt:
-                    lines.append(str(i))
-                lines.append(f"{_timestamp(s.begin, sep)} --> {_timestamp(s.end, sep)}")
-                lines.append(s.text)
-                lines.append("")
-            typer.echo("\n".join(lines))
+            from voxscope.service.formats import srt, vtt
+
+            typer.echo((srt if output == OutputFormat.srt else vtt)(sentences), nl=False)
     for message in failed:
         typer.echo(message, err=True)
     if failed:

@@ -132,6 +132,11 @@ class TaskRepository:
             s.add(chunk)
             task.progress_s = progress_s
 
+    def set_progress(self, task_id: str, worker: str, progress_s: float) -> None:
+        """Where the current file's transcription is (seconds), between checkpoints."""
+        with self.db.session() as s:
+            self._holding(s, task_id, worker).progress_s = progress_s
+
     def set_duration(self, task_id: str, worker: str, duration_s: float) -> None:
         with self.db.session() as s:
             self._holding(s, task_id, worker).duration_s = duration_s

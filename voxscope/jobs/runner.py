@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 SR = 16000
 DECODE_BLOCK_S = 10.0  # audio handed to the engine per step (and how often a stop is noticed)
+PROGRESS_S = 5.0  # report the position on the task API at least this often (audio seconds)
 TOO_LONG = "InvalidParameter.AudioTooLong"
 NO_CHANNEL = "InvalidParameter.ChannelId"
 
@@ -209,7 +210,8 @@ class TaskRunner:
         if done:
             log.info("task %s file %d channel %d: resuming at %.1f s after %d chunks", task_id,
                      index, channel, offset, len(done))
-        state = {"seq": seq, "from": offset, "pending": [], "samples": 0}
+        state = {"seq": seq, "from": offset, "pending": [], "samples": 0, "reported": offset}
+        self.repo.set_progress(task_id, self.worker_id, offset)  # a new file starts from its own 0
         cap = self.settings.max_async_seconds
 
         def audio() -> Iterator[np.ndarray]:
@@ -243,6 +245,9 @@ class TaskRunner:
             until = offset + pos
             if until - state["from"] >= self.settings.checkpoint_s:
                 save(until)
+            elif until - state["reported"] >= PROGRESS_S:
+                self.repo.set_progress(task_id, self.worker_id, until)
+                state["reported"] = until
 
         for s in self.engine.transcribe_stream(profile, audio(), opts, checkpoint=checkpoint):
             state["pending"].append(results.stored_sentence(s, offset))

@@ -47,6 +47,7 @@ from voxscope.protocols.multimodal import (
 from voxscope.protocols.uploads import BodyTooLarge, read_form
 from voxscope.server.auth import bearer_key
 from voxscope.server.runtime import Runtime
+from voxscope.service.formats import srt, vtt
 
 router = APIRouter()
 
@@ -240,21 +241,3 @@ def _segments(rt: Runtime, profile: Profile, sentences: list[Sentence]) -> list[
             "no_speech_prob": 0.0,
         })
     return out
-
-
-def _stamp(seconds: float, sep: str) -> str:
-    ms = max(0, round(seconds * 1000))
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, ms = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
-
-
-def srt(sentences: list[Sentence]) -> str:
-    return "".join(f"{i}\n{_stamp(s.begin, ',')} --> {_stamp(s.end, ',')}\n{s.text.strip()}\n\n"
-                   for i, s in enumerate(sentences, 1))
-
-
-def vtt(sentences: list[Sentence]) -> str:
-    return "WEBVTT\n\n" + "".join(f"{_stamp(s.begin, '.')} --> {_stamp(s.end, '.')}\n{s.text.strip()}\n\n"
-                                  for s in sentences)

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from voxscope.config import Profile, Settings
 from voxscope.inputs import precheck
-from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, SUCCEEDED, TaskView
+from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, TaskView
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.params import opt_bool
@@ -169,6 +169,24 @@ def _result_url(request: Request, task_id: str, index: int) -> str:
     return f"{_base(request)}{path}?{urlencode(rt.signer.sign_path(path, rt.settings.result_ttl_s))}"
 
 
+def progress(view: TaskView) -> float | None:
+    """Share of the task's audio done, 0..1 (files weigh alike; the running one by position).
+
+    An extra key in `output`: the SDKs pass unknown output keys through (TranscriptionOutput
+    takes **kwargs), so DashScope clients are unaffected. None for failed or cancelled tasks."""
+    t = view.task
+    if t.status == SUCCEEDED:
+        return 1.0
+    if t.status == PENDING:
+        return 0.0
+    if t.status != RUNNING or not view.files:
+        return None
+    done = sum(1 for f in view.files if f.status in (SUCCEEDED, FAILED))
+    current = min(t.progress_s / t.duration_s, 1.0) if t.duration_s > 0 and done < len(view.files) \
+        else 0.0
+    return round(min((done + current) / len(view.files), 0.999), 3)
+
+
 def task_output(request: Request, view: TaskView) -> tuple[dict[str, Any], dict[str, Any] | None]:
     t = view.task
     out: dict[str, Any] = {"task_id": t.id, "task_status": t.status,
@@ -177,6 +195,9 @@ def task_output(request: Request, view: TaskView) -> tuple[dict[str, Any], dict[
         out["scheduled_time"] = _stamp(t.scheduled)
     if t.ended:
         out["end_time"] = _stamp(t.ended)
+    share = progress(view)
+    if share is not None:
+        out["progress"] = share
     usage = None
     if t.status in (SUCCEEDED, FAILED):
         seconds = sum(f.duration_s for f in view.files)

@@ -21,6 +21,7 @@ from voxscope.protocols.rest import install_error_handlers
 from voxscope.server.guards import Guard
 from voxscope.server.runtime import Runtime
 from voxscope.server.shutdown import Drain
+from voxscope.web.routes import install_console
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     # REST routers (each protocol module exposes `router`); all live under /api/v1 like DashScope.
     for router in _rest_routers():
         app.include_router(router)
+    install_console(app)  # the web console at / (static files; a client of the routes above)
 
     @app.websocket("/api-ws/v1/inference")
     @app.websocket("/api-ws/v1/inference/")
@@ -113,10 +115,11 @@ def _rest_routers() -> list:
     from voxscope.protocols import (
         multimodal,
         openai_audio,
+        openai_models,
         transcription_rest,
         uploads,
         vocabulary_rest,
     )
 
     return [vocabulary_rest.router, transcription_rest.router, uploads.router, multimodal.router,
-            openai_audio.router]
+            openai_audio.router, openai_models.router]

@@ -1,0 +1,1 @@
+"""What the protocol adapters share beneath their wire formats."""
