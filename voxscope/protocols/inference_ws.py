@@ -29,8 +29,8 @@ from voxscope.protocols.audio_io import decode
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
 from voxscope.protocols.params import opt_bool, opt_number
-from voxscope.server.auth import bearer_key
-from voxscope.server.runtime import Runtime
+from voxscope.service.auth import bearer_key
+from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

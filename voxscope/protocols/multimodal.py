@@ -43,8 +43,8 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, section, take_slot
-from voxscope.server.capacity import Slot
-from voxscope.server.runtime import Runtime
+from voxscope.service.capacity import Slot
+from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -41,8 +41,8 @@ from voxscope.protocols.multimodal import (
     work_dir,
 )
 from voxscope.protocols.uploads import BodyTooLarge, read_form
-from voxscope.server.auth import bearer_key
-from voxscope.server.runtime import Runtime
+from voxscope.service.auth import bearer_key
+from voxscope.service.runtime import Runtime
 
 router = APIRouter()
 

@@ -35,7 +35,7 @@ from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, Streami
 from voxscope.engine.text import is_cjk
 from voxscope.protocols import errors
 from voxscope.protocols.audio_io import decode
-from voxscope.server.runtime import Runtime
+from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voxscope.errors import ServiceError
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
-from voxscope.server.auth import bearer_key
-from voxscope.server.capacity import Slot
+from voxscope.service.auth import bearer_key
+from voxscope.service.capacity import Slot
 
 log = logging.getLogger(__name__)
 

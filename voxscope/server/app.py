@@ -18,7 +18,7 @@ from voxscope.inputs.sources import expire_uploads
 from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
-from voxscope.server.runtime import Runtime
+from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from voxscope.config import Settings
 from voxscope.engine.hub import Engine
 from voxscope.jobs.workers import TaskService
 from voxscope.protocols.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, error_response
-from voxscope.server.auth import KeyChecker
-from voxscope.server.capacity import Capacity
-from voxscope.server.metrics import Metrics
+from voxscope.service.auth import KeyChecker
+from voxscope.service.capacity import Capacity
+from voxscope.service.metrics import Metrics
 from voxscope.storage.database import Database
 from voxscope.storage.signing import Signer, load_secret
 from voxscope.storage.vocabularies import VocabularyStore

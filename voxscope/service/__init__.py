@@ -1,0 +1,1 @@
+"""The service layer: what every protocol adapter asks of the server, in protocol-neutral terms."""
