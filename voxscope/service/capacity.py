@@ -1,7 +1,17 @@
 """How many recognitions (realtime tasks, sync calls) may run at once; beyond that new ones are
-refused, not queued."""
+refused, not queued.
+
+One idiom everywhere: `slot = capacity.slot()` either holds one unit or raises DashScope's
+throttling ServiceError (429). A Slot is a context manager for work bounded by one block
+(`with capacity.slot(): ...`) and has an idempotent `release()` for work that outlives it (a
+WebSocket task, a streamed answer). A per-key limiter joins here later: `slot(principal)`.
+"""
 
 from __future__ import annotations
+
+from types import TracebackType
+
+from voxscope.errors import THROTTLING, ServiceError
 
 
 class Capacity:
@@ -9,6 +19,13 @@ class Capacity:
         self.limit = limit
         self.active = 0
         self.refused = 0
+
+    def slot(self) -> Slot:
+        """One unit of capacity, or ServiceError(Throttling.Capacity, 429)."""
+        if not self.try_acquire():
+            raise ServiceError(THROTTLING, f"server at capacity: {self.limit} recognitions are "
+                               "running; retry later", 429)
+        return Slot(self)
 
     def try_acquire(self) -> bool:
         # Called on the event loop only, so no lock is needed.
@@ -33,3 +50,10 @@ class Slot:
         if self._held:
             self._held = False
             self._capacity.release()
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()

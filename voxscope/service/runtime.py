@@ -1,15 +1,13 @@
-"""What every protocol adapter of a running server shares."""
+"""The composition root: the services a running server is made of, built once from Settings and
+shared by every protocol adapter."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.websockets import WebSocket
-
 from voxscope.config import Settings
 from voxscope.engine.hub import Engine
 from voxscope.jobs.workers import TaskService
-from voxscope.protocols.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, error_response
 from voxscope.service.auth import KeyChecker
 from voxscope.service.capacity import Capacity
 from voxscope.service.metrics import Metrics
@@ -41,18 +39,3 @@ class Runtime:
                    tasks=TaskService(settings, db, engine),
                    vocabularies=VocabularyStore(db, settings.max_vocabularies))
 
-    async def accept(self, ws: WebSocket) -> bool:
-        """Check the API key of a WebSocket upgrade; accept it or refuse it with 401."""
-        if not self.keys.allows_headers(ws.headers):
-            await self.deny(ws, 401, INVALID_API_KEY, UNAUTHORIZED_MESSAGE)
-            return False
-        await ws.accept()
-        self.metrics.connections.inc()
-        return True
-
-    async def deny(self, ws: WebSocket, status: int, code: str, message: str) -> None:
-        """Refuse a WebSocket upgrade with an HTTP status and DashScope's JSON error body."""
-        try:
-            await ws.send_denial_response(error_response(status, code, message))
-        except RuntimeError:  # server without the denial extension: a plain refusal (403)
-            await ws.close(code=1008, reason=code)
