@@ -238,7 +238,7 @@ class RealtimeConnection:
             self._decoder.close()
             self._decoder = None
         if self._slot is not None:
-            self._slot, slot = None, self._slot
+            slot, self._slot = self._slot, None
             slot.release()
             self.rt.metrics.active_tasks.dec()
 
