@@ -67,9 +67,6 @@ class KeyChecker:
             ok |= hmac.compare_digest(k, candidate)
         return ok
 
-    def allows_headers(self, headers: Mapping[str, str]) -> bool:
-        return self.allows(bearer_key(headers))
-
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         key = bearer_key(headers)
         if not self.allows(key):
