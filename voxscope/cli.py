@@ -69,7 +69,7 @@ def serve(
     fastapi_app = create_app(settings)
     config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port,
                             log_level=log_level, ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
-    server = DrainingServer(config, fastapi_app.state.drain, settings.shutdown_drain_s)
+    server = DrainingServer(config, fastapi_app.state.runtime.drain, settings.shutdown_drain_s)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:  # as uvicorn.run: a server that never started (port taken, ...)

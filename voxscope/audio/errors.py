@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from voxscope.errors import ServiceError
 
-class AudioFormatError(ValueError):
+
+class AudioFormatError(ServiceError, ValueError):
     """Audio the server cannot accept.
 
     ``code`` is a DashScope-style error code (sent back to the client as is) and
@@ -11,9 +13,9 @@ class AudioFormatError(ValueError):
     """
 
     def __init__(self, message: str, code: str = "InvalidParameter") -> None:
-        super().__init__(message)
-        self.code: str = code
-        self.message: str = message
+        # One error family: a ServiceError (400) that the protocols render like any other; still a
+        # ValueError for callers that catch that.
+        super().__init__(code, message, 400)
 
     def __str__(self) -> str:
         return self.message

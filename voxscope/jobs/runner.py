@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from voxscope.audio.errors import AudioFormatError
 from voxscope.audio.file_decoder import iter_file_chunks, probe_audio
 from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
@@ -126,7 +125,7 @@ class TaskRunner:
             try:
                 doc, duration = self._file(view.task.id, view.task.form, f, attempt, request,
                                            profile, lost)
-            except (ServiceError, AudioFormatError) as exc:  # input, fetch and file refusals
+            except ServiceError as exc:  # input, fetch, audio and file refusals
                 code, message = exc.code, exc.message
                 log.info("task %s file %d failed: %s %s", task_id, f.index, code, message)
                 self.repo.finish_file(task_id, self.worker_id, f.index, status=FAILED, code=code,

@@ -6,20 +6,21 @@ import uuid
 
 from fastapi.responses import JSONResponse
 
-from voxscope.errors import ServiceError
-
-# Codes from the SDK's own error list where one fits; specific suffixes say what went wrong.
-INVALID_API_KEY = "InvalidApiKey"
-INVALID_PARAMETER = "InvalidParameter"
-MODEL_NOT_FOUND = "ModelNotFound"
-UNSUPPORTED = "InvalidParameter.Unsupported"
-THROTTLING = "Throttling.Capacity"
-IDLE_TIMEOUT = "ClientError.IdleTimeout"
-INTERNAL_ERROR = "InternalError"
-BAD_AUDIO = "InvalidParameter.Audio"
-PROTOCOL_ERROR = "InvalidParameter.Protocol"
-
-UNAUTHORIZED_MESSAGE = "Invalid API-key provided."
+# The codes live beside ServiceError (the service layer raises them too); named here as well
+# because every adapter reads them as `errors.X`.
+from voxscope.errors import (  # noqa: F401
+    BAD_AUDIO,
+    IDLE_TIMEOUT,
+    INTERNAL_ERROR,
+    INVALID_API_KEY,
+    INVALID_PARAMETER,
+    MODEL_NOT_FOUND,
+    PROTOCOL_ERROR,
+    THROTTLING,
+    UNAUTHORIZED_MESSAGE,
+    UNSUPPORTED,
+    ServiceError,
+)
 
 
 class ProtocolError(ServiceError):

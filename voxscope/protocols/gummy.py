@@ -18,6 +18,7 @@ from voxscope.engine.recognizer import RecognizerConfig, ResultWord, SentenceRes
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.params import opt_bool
+from voxscope.service.requests import resolve_language
 
 TRANSLATION_TARGETS = ("en",)
 CHAT_MAX_AUDIO_S = 60.0  # gummy-chat-v1 recognises one sentence within about a minute
@@ -28,12 +29,9 @@ def gummy_config(profile: Profile, params: dict[str, Any], languages: list[str],
     """Recognizer settings plus (transcription_enabled, translation_enabled)."""
     source = params.get("source_language")
     language = None
-    if source is not None and source != "auto":
-        if not isinstance(source, str) or source.lower() not in languages:
-            raise ProtocolError(errors.INVALID_PARAMETER,
-                                f"source_language {source!r} is not supported by {profile.name}; "
-                                f"supported: auto, {', '.join(languages)}")
-        language = source.lower()
+    if source != "auto":
+        language = resolve_language(source, languages, profile.name, field="source_language",
+                                    also=("auto",))
     transcription = opt_bool(params, "transcription_enabled", True)
     translation = opt_bool(params, "translation_enabled", False)
     targets = params.get("translation_target_languages")

@@ -13,7 +13,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voxscope.audio import SUPPORTED_FORMATS, AudioFormatError, StreamDecoder
 from voxscope.config import Profile
-from voxscope.engine.hotwords import Hotword, hotwords_from
+from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.errors import ServiceError
 from voxscope.protocols import errors, json_body
@@ -30,8 +29,19 @@ from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.gummy import CHAT_MAX_AUDIO_S, gummy_config, gummy_output
 from voxscope.protocols.limits import TASK_AUDIO_CODE, task_audio_excess
 from voxscope.protocols.params import opt_bool, opt_number
-from voxscope.server.auth import bearer_key
-from voxscope.server.runtime import Runtime
+from voxscope.protocols.ws import accept
+from voxscope.service.auth import Principal
+from voxscope.service.capacity import Slot
+from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE
+from voxscope.service.requests import (
+    INFERENCE_KINDS,
+    check_vocabulary_id,
+    hotwords_for,
+    refuse_unsupported,
+    resolve_language,
+    resolve_profile,
+)
+from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,7 @@ class TaskRequest:
     # Gummy models: which parts of the result to send
     transcription: bool = True
     translation: bool = False
+    vocabulary_id: str | None = None  # checked; its words are loaded for the caller at start
 
 
 def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
@@ -58,14 +69,7 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
     if not isinstance(payload, dict):
         raise ProtocolError(errors.INVALID_PARAMETER, "run-task needs a payload object")
     model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise ProtocolError(errors.INVALID_PARAMETER, "payload.model is required")
-    profile = runtime.settings.profile(model)
-    if profile is None:
-        raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model}")
-    if profile.kind not in ("recognition", "translation", "chat"):
-        raise ProtocolError(errors.MODEL_NOT_FOUND,
-                            f"model {model} is not served on the recognition protocol")
+    profile = resolve_profile(runtime.settings, model, INFERENCE_KINDS, field="payload.model")
     params = payload.get("parameters") or {}
     if not isinstance(params, dict):
         raise ProtocolError(errors.INVALID_PARAMETER, "payload.parameters must be an object")
@@ -85,24 +89,20 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
             f"{', '.join(str(r) for r in profile.sample_rates)} Hz")
 
     languages = runtime.engine.languages(profile)
-    _refuse_unsupported(params, payload, profile)
+    refuse_unsupported(params, payload.get("resources"))
+    vocabulary_id = check_vocabulary_id(profile, params.get("vocabulary_id"))
     if profile.kind != "recognition":
         cfg, transcription, translation = gummy_config(profile, params, languages,
                                                        runtime.settings.partial_interval_s)
         return TaskRequest(task_id, profile, fmt.lower(), rate, opt_bool(params, "heartbeat", False),
-                           cfg, transcription, translation)
+                           cfg, transcription, translation, vocabulary_id)
     hints = params.get("language_hints")
     language = None
     if hints is not None:
         if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
             raise ProtocolError(errors.INVALID_PARAMETER, "language_hints must be a list of strings")
         if hints:
-            language = hints[0].lower()
-            if language not in languages:
-                raise ProtocolError(
-                    errors.INVALID_PARAMETER,
-                    f"language {hints[0]!r} is not supported by {model}; supported: "
-                    f"{', '.join(languages)}")
+            language = resolve_language(hints[0], languages, profile.name, field="language_hints")
 
     silence = opt_number(params, "max_sentence_silence", 200, 6000)
     noise = opt_number(params, "speech_noise_threshold", -1.0, 1.0)
@@ -124,39 +124,8 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
         punctuation=punctuation,
         partial_interval_s=runtime.settings.partial_interval_s,
     )
-    return TaskRequest(task_id, profile, fmt.lower(), rate, heartbeat, cfg)
-
-
-def _refuse_unsupported(params: dict[str, Any], payload: dict[str, Any], profile: Profile) -> None:
-    """Options the local models cannot honour are refused, not silently dropped."""
-    model = profile.name
-    if opt_bool(params, "diarization_enabled", False):
-        raise ProtocolError(errors.UNSUPPORTED,
-                            "speaker diarization is not supported by realtime models")
-    if opt_bool(params, "audio_event_detection_enabled", False):
-        raise ProtocolError(errors.UNSUPPORTED, "audio event detection is not supported")
-    if params.get("special_word_filter"):
-        raise ProtocolError(errors.UNSUPPORTED,
-                            "sensitive word filtering is not supported by realtime models")
-    vocabulary_id = params.get("vocabulary_id")
-    if vocabulary_id is not None:
-        if not isinstance(vocabulary_id, str) or not vocabulary_id:
-            raise ProtocolError(errors.INVALID_PARAMETER, "vocabulary_id must be a non-empty string")
-        if not profile.hotwords:
-            raise ProtocolError(errors.UNSUPPORTED, f"model {model} does not support hotwords")
-    resources = payload.get("resources")
-    if resources:
-        raise ProtocolError(errors.UNSUPPORTED,
-                            "asr_phrase resources (phrase_id) are not supported; "
-                            "use vocabulary_id hotwords instead")
-
-
-async def load_hotwords(rt: Runtime, headers: Mapping[str, str],
-                        vocabulary_id: str) -> tuple[Hotword, ...]:
-    """The words of the caller's vocabulary; an id of another key is as unknown as a wrong one."""
-    owner = rt.keys.owner(bearer_key(headers))
-    record = await asyncio.to_thread(rt.vocabularies.get, owner, vocabulary_id)  # ServiceError if unknown
-    return hotwords_from(record.words)
+    return TaskRequest(task_id, profile, fmt.lower(), rate, heartbeat, cfg,
+                       vocabulary_id=vocabulary_id)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -180,9 +149,10 @@ def sentence_json(r: SentenceResult) -> dict[str, Any]:
 
 # -- the connection ------------------------------------------------------------------------------
 class _Task:
-    def __init__(self, req: TaskRequest, decoder: StreamDecoder) -> None:
+    def __init__(self, req: TaskRequest, decoder: StreamDecoder, slot: Slot) -> None:
         self.req = req
         self.decoder = decoder
+        self.slot = slot
         self.recognizer: StreamingRecognizer | None = None
         self.started = time.monotonic()
         self.last_audio = time.monotonic()
@@ -198,11 +168,13 @@ class InferenceConnection:
         self.ws = ws
         self.rt = runtime
         self.task: _Task | None = None
+        self.principal: Principal | None = None
         self._send_lock = asyncio.Lock()
         self._closed = False
 
     async def run(self) -> None:
-        if not await self.rt.accept(self.ws):
+        self.principal = await accept(self.rt, self.ws)
+        if self.principal is None:
             return
         try:
             await self._loop()
@@ -270,34 +242,32 @@ class InferenceConnection:
                                     error_message="a task is already running on this "
                                                   "connection; send finish-task first"))
             return
-        drain = getattr(self.ws.app.state, "drain", None)
-        if drain is not None and drain.draining:  # a reused connection gets no new task either
-            await self._fail_connection("ServiceUnavailable", "the server is shutting down; "
-                                        "retry later", task_id)
+        if self.rt.drain.draining:  # a reused connection gets no new task either
+            await self._fail_connection(SHUTDOWN_CODE, SHUTDOWN_MESSAGE, task_id)
             return
         try:
             req = parse_run_task(msg, self.rt)
-            vocabulary_id = ((msg.get("payload") or {}).get("parameters") or {}).get("vocabulary_id")
-            if vocabulary_id:
-                req.recognizer.hotwords = await load_hotwords(self.rt, self.ws.headers,
-                                                              vocabulary_id)
+            if req.vocabulary_id is not None:
+                assert self.principal is not None
+                words = await asyncio.to_thread(hotwords_for, self.rt.vocabularies,
+                                                self.principal.owner, req.profile, req.vocabulary_id)
+                req.recognizer.hotwords = hotwords_from(words)
         except ServiceError as exc:
             await self._fail_connection(exc.code, exc.message, task_id)
             return
-        if not self.rt.capacity.try_acquire():
+        try:
+            slot = self.rt.capacity.slot()
+        except ServiceError as exc:
             self.rt.metrics.tasks.labels("refused").inc()
-            await self._fail_connection(
-                errors.THROTTLING,
-                f"server at capacity: {self.rt.capacity.limit} concurrent recognition tasks are "
-                "running; retry later", task_id)
+            await self._fail_connection(exc.code, exc.message, task_id)
             return
         try:
             decoder = StreamDecoder(req.fmt, req.sample_rate)
         except AudioFormatError as exc:
-            self.rt.capacity.release()
+            slot.release()
             await self._fail_connection(exc.code, exc.message, task_id)
             return
-        task = _Task(req, decoder)
+        task = _Task(req, decoder, slot)
         boundary = self._pre_end(task) if req.profile.kind == "chat" else None
         task.recognizer = self.rt.engine.recognizer(req.profile, req.recognizer,
                                                     self._emitter(task), boundary)
@@ -498,5 +468,5 @@ class InferenceConnection:
         if task.recognizer is not None:
             task.recognizer.close()
         task.decoder.close()
-        self.rt.capacity.release()
+        task.slot.release()
         self.rt.metrics.active_tasks.dec()

@@ -20,11 +20,8 @@ import json
 import logging
 import math
 import shutil
-import tempfile
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,82 +31,34 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from voxscope.audio.errors import AudioFormatError
-from voxscope.audio.file_decoder import TARGET_RATE, iter_file_chunks
-from voxscope.config import Profile, Settings
+from voxscope.audio.file_decoder import TARGET_RATE
+from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions, Sentence
-from voxscope.engine.text import is_cjk
+from voxscope.errors import ServiceError
 from voxscope.inputs import materialize
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
-from voxscope.protocols.rest import caller, context_tokens, json_body, section, take_slot
+from voxscope.protocols.rest import caller, context_tokens, json_body, section
 from voxscope.protocols.uploads import check_upload_owner
-from voxscope.server.capacity import Slot
-from voxscope.server.runtime import Runtime
+from voxscope.service.capacity import Slot
+from voxscope.service.requests import SYNC_KINDS, resolve_language, resolve_profile
+from voxscope.service.runtime import Runtime
+from voxscope.service.transcribe import (
+    count_tokens,
+    decode_capped,
+    joined,
+    main_language,
+    separator,
+    slices,
+    work_dir,
+)
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 
-AUDIO_TOO_LONG = "InvalidParameter.AudioTooLong"
-CHUNK_S = 30.0  # audio handed to the offline transcriber per step
 STREAM_WINDOW_S = 10.0
-
-
-# -- shared with the OpenAI-compatible endpoint --------------------------------------------------
-def work_dir(settings: Settings) -> Path:
-    """A new private scratch folder for one request (the caller removes it)."""
-    root = settings.data_dir / "tmp"
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="sync-", dir=root))
-
-
-def decode_capped(path: Path | Any, max_seconds: float | None) -> np.ndarray:
-    """Decode a file to 16 kHz mono float32, refusing it as soon as it runs past max_seconds."""
-    chunks: list[np.ndarray] = []
-    total = 0
-    limit = None if max_seconds is None else int(max_seconds * TARGET_RATE)
-    for chunk in iter_file_chunks(path, CHUNK_S):
-        total += chunk.size
-        if limit is not None and total > limit:
-            raise ProtocolError(AUDIO_TOO_LONG,
-                                f"the audio is longer than the {max_seconds:g} s limit of this model")
-        chunks.append(chunk)
-    if not total:
-        raise ProtocolError(errors.BAD_AUDIO, "the file holds no audio")
-    return np.concatenate(chunks)
-
-
-def slices(audio: np.ndarray, seconds: float = CHUNK_S) -> Iterator[np.ndarray]:
-    step = int(seconds * TARGET_RATE)
-    for i in range(0, audio.size, step):
-        yield audio[i: i + step]
-
-
-def joined(sentences: list[Sentence]) -> str:
-    """Sentences as one text: CJK sentences back to back, others separated by a space."""
-    text = ""
-    for s in sentences:
-        text += separator(text, s) + s.text
-    return text
-
-
-def separator(before: str, s: Sentence) -> str:
-    return "" if not before or is_cjk(s.language) else " "
-
-
-def main_language(sentences: list[Sentence], fallback: str | None) -> str:
-    weights: Counter[str] = Counter()
-    for s in sentences:
-        if s.language:
-            weights[s.language] += len(s.text)
-    if weights:
-        return weights.most_common(1)[0][0]
-    return fallback or "unknown"
-
-
-def count_tokens(rt: Runtime, profile: Profile, text: str, language: str | None) -> int:
-    return len(rt.engine.tokenize(profile, text, language))
 
 
 # -- request -----------------------------------------------------------------------------------
@@ -132,34 +81,8 @@ def _content_items(message: dict[str, Any]) -> list[dict[str, Any]]:
     return content
 
 
-def sync_profile(rt: Runtime, model: Any) -> Profile:
-    if not isinstance(model, str) or not model:
-        raise ProtocolError(errors.INVALID_PARAMETER, "model is required")
-    profile = rt.settings.profile(model)
-    if profile is None:
-        raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model}")
-    if profile.kind != "sync":
-        raise ProtocolError(errors.MODEL_NOT_FOUND,
-                            f"model {model} is not served by the sync recognition API")
-    return profile
-
-
-def check_language(rt: Runtime, profile: Profile, language: Any) -> tuple[str | None, tuple[str, ...]]:
-    languages = tuple(rt.engine.languages(profile))
-    if language is None or language == "":
-        return None, languages
-    if not isinstance(language, str):
-        raise ProtocolError(errors.INVALID_PARAMETER, "asr_options.language must be a string")
-    lang = language.strip().lower()
-    if lang not in languages:
-        raise ProtocolError(errors.INVALID_PARAMETER,
-                            f"language {language!r} is not supported by {profile.name}; supported: "
-                            f"{', '.join(languages)}")
-    return lang, languages
-
-
 def parse_request(rt: Runtime, body: dict[str, Any]) -> SyncRequest:
-    profile = sync_profile(rt, body.get("model"))
+    profile = resolve_profile(rt.settings, body.get("model"), SYNC_KINDS)
     inp = section(body, "input")
     messages = inp.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
@@ -181,7 +104,9 @@ def parse_request(rt: Runtime, body: dict[str, Any]) -> SyncRequest:
         raise ProtocolError(errors.INVALID_PARAMETER, "the audio must be a URL string")
     params = section(body, "parameters")
     asr = section(params, "asr_options")
-    language, languages = check_language(rt, profile, asr.get("language"))
+    languages = tuple(rt.engine.languages(profile))
+    language = resolve_language(asr.get("language"), languages, profile.name,
+                                field="asr_options.language")
     opt_bool(asr, "enable_itn", False)  # accepted; see the module docstring
     opt_bool(asr, "enable_lid", True)
     return SyncRequest(profile, audio[0].strip(), "\n".join(context), language, languages,
@@ -195,7 +120,7 @@ def load_audio(rt: Runtime, ref: str) -> np.ndarray:
         try:
             path = materialize(ref, rt.settings, workdir, max_bytes=rt.settings.max_sync_bytes)
             return decode_capped(path, rt.settings.max_sync_seconds)
-        except AudioFormatError as exc:
+        except AudioFormatError as exc:  # this API names every unreadable audio alike
             raise ProtocolError(errors.BAD_AUDIO, exc.message) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -229,7 +154,7 @@ async def generation(request: Request) -> Response:
     req = await run_in_threadpool(parse_request, rt, body)
     check_upload_owner(rt.signer, req.audio, owner)
     stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
-    slot = take_slot(request)
+    slot = rt.capacity.slot()
     try:
         response = await _recognize(rt, req, stream, slot)
     except BaseException:
@@ -289,7 +214,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
         except Exception as exc:  # the engine failed mid-stream: the SDK reads event:error
             log.exception("sync recognition failed")
             code, message = errors.INTERNAL_ERROR, str(exc) or "internal error"
-            if isinstance(exc, ProtocolError):
+            if isinstance(exc, ServiceError):
                 code, message = exc.code, exc.message
             yield _sse(n + 1, {"request_id": request_id, "code": code, "message": message},
                        event="error", status=500)

@@ -33,21 +33,25 @@ from voxscope.audio.errors import AudioFormatError
 from voxscope.audio.file_decoder import TARGET_RATE
 from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions, Sentence
-from voxscope.protocols.errors import ProtocolError
-from voxscope.protocols.multimodal import (
+from voxscope.errors import (
+    INVALID_API_KEY,
+    INVALID_PARAMETER,
+    MODEL_NOT_FOUND,
+    THROTTLING,
+    ServiceError,
+)
+from voxscope.protocols.uploads import BodyTooLarge, read_form
+from voxscope.service.formats import srt, vtt
+from voxscope.service.requests import SYNC_KINDS, resolve_language, resolve_profile
+from voxscope.service.runtime import Runtime
+from voxscope.service.transcribe import (
     AUDIO_TOO_LONG,
-    check_language,
     decode_capped,
     joined,
     main_language,
     slices,
-    sync_profile,
     work_dir,
 )
-from voxscope.protocols.uploads import BodyTooLarge, read_form
-from voxscope.server.auth import bearer_key
-from voxscope.server.runtime import Runtime
-from voxscope.service.formats import srt, vtt
 
 router = APIRouter()
 
@@ -78,15 +82,36 @@ LANGUAGE_NAMES = {
 }
 
 
-class OpenAIError(Exception):
+# Service refusals on OpenAI's wire: DashScope code -> (HTTP status, error type, OpenAI code,
+# message in OpenAI's words or None to keep the service's).
+OPENAI_ERRORS: dict[str, tuple[int, str, str | None, str | None]] = {
+    INVALID_API_KEY: (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    MODEL_NOT_FOUND: (404, "invalid_request_error", "model_not_found", None),
+    INVALID_PARAMETER: (400, "invalid_request_error", "invalid_value", None),
+    THROTTLING: (429, "rate_limit_error", None, None),
+}
+
+
+class OpenAIError(ServiceError):
+    """A refusal only this wire makes, with OpenAI's own code and error type."""
+
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
                  kind: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+        super().__init__(INVALID_PARAMETER, message, status, param=param)
+        self.openai_code, self.kind = code, kind
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(status_code=self.status, content={"error": {
-            "message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+
+def render(exc: ServiceError) -> JSONResponse:
+    """Any ServiceError as OpenAI's error body `{"error": {message, type, param, code}}`."""
+    if isinstance(exc, OpenAIError):
+        status, kind, code, message = exc.http_status, exc.kind, exc.openai_code, exc.message
+    else:
+        default = (exc.http_status, "server_error" if exc.http_status >= 500
+                   else "invalid_request_error", None, None)
+        status, kind, code, words = OPENAI_ERRORS.get(exc.code, default)
+        message = words or exc.message
+    return JSONResponse(status_code=status, content={"error": {
+        "message": message, "type": kind, "param": exc.param, "code": code}})
 
 
 @router.post("/v1/audio/transcriptions")
@@ -102,14 +127,13 @@ async def translations(request: Request) -> Response:
 async def _handle(request: Request, task: str) -> Response:
     try:
         return await _serve(request, task)
-    except OpenAIError as exc:
-        return exc.response()
+    except ServiceError as exc:
+        return render(exc)
 
 
 async def _serve(request: Request, task: str) -> Response:
     rt: Runtime = request.app.state.runtime
-    if not rt.keys.allows(bearer_key(request.headers)):
-        raise OpenAIError(401, "Incorrect API key provided.", code="invalid_api_key")
+    rt.keys.authenticate(request.headers)
     try:
         form = await read_form(request, MAX_FILE_BYTES + (64 << 10))
     except BodyTooLarge:
@@ -117,14 +141,10 @@ async def _serve(request: Request, task: str) -> Response:
                           param="file", code="file_too_large") from None
     except StarletteHTTPException as exc:
         raise OpenAIError(400, f"Could not parse multipart form: {exc.detail}") from None
-    if not rt.capacity.try_acquire():
-        await form.close()
-        raise OpenAIError(429, f"server at capacity: {rt.capacity.limit} recognitions are "
-                          "running; retry later", kind="rate_limit_error")
     try:
-        return await _transcribe_form(rt, form, task)
+        with rt.capacity.slot():
+            return await _transcribe_form(rt, form, task)
     finally:
-        rt.capacity.release()
         await form.close()
 
 
@@ -144,13 +164,9 @@ async def _transcribe_form(rt: Runtime, form: FormData, task: str) -> Response:
     model = _field(form, "model")
     if model is None:
         raise OpenAIError(400, "'model' is a required property", param="model")
-    try:
-        profile = sync_profile(rt, model)
-        language, languages = await run_in_threadpool(check_language, rt, profile, _field(form, "language"))
-    except ProtocolError as exc:
-        status, code = (404, "model_not_found") if exc.code == "ModelNotFound" else (400, "invalid_value")
-        param = "model" if status == 404 else "language"
-        raise OpenAIError(status, exc.message, param=param, code=code) from None
+    profile = resolve_profile(rt.settings, model, SYNC_KINDS)
+    languages = tuple(await run_in_threadpool(rt.engine.languages, profile))
+    language = resolve_language(_field(form, "language"), languages, profile.name)
     fmt = (_field(form, "response_format") or "json").lower()
     if fmt not in FORMATS:
         raise OpenAIError(400, f"'{fmt}' is not one of {list(FORMATS)} - 'response_format'",
@@ -179,7 +195,7 @@ async def _transcribe_form(rt: Runtime, form: FormData, task: str) -> Response:
     except AudioFormatError as exc:
         raise OpenAIError(400, f"Invalid file format: {exc.message}", param="file",
                           code="invalid_value") from None
-    except ProtocolError as exc:  # from decode_capped: too long, or no audio at all
+    except ServiceError as exc:  # from decode_capped: too long, or no audio at all
         if exc.code == AUDIO_TOO_LONG:
             raise OpenAIError(400, f"Audio file is too long: {exc.message}", param="file",
                               code="audio_too_long") from None

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from voxscope.errors import ServiceError
 from voxscope.protocols.gummy import TRANSLATION_TARGETS
-from voxscope.server.auth import bearer_key
+from voxscope.protocols.openai_audio import render
 
 router = APIRouter()
 
@@ -25,10 +26,10 @@ _CREATED = 1735689600  # 2025-01-01: profiles have no creation date; OpenAI's fi
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
     rt = request.app.state.runtime
-    if not rt.keys.allows(bearer_key(request.headers)):
-        return JSONResponse(status_code=401, content={"error": {
-            "message": "Incorrect API key provided.", "type": "invalid_request_error",
-            "param": None, "code": "invalid_api_key"}})
+    try:
+        rt.keys.authenticate(request.headers)
+    except ServiceError as exc:
+        return render(exc)
 
     def entries() -> list[dict]:
         return [{"id": p.name, "object": "model", "created": _CREATED, "owned_by": "voxscope",

@@ -35,10 +35,14 @@ from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.engine.text import is_cjk
+from voxscope.errors import ServiceError
 from voxscope.protocols import errors, json_body
 from voxscope.protocols.audio_io import decode
 from voxscope.protocols.limits import TASK_AUDIO_CODE, task_audio_excess
-from voxscope.server.runtime import Runtime
+from voxscope.protocols.ws import accept
+from voxscope.service.capacity import Slot
+from voxscope.service.requests import REALTIME_KINDS, resolve_language, resolve_profile
+from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +59,21 @@ def _eid() -> str:
     return "event_" + uuid.uuid4().hex
 
 
-class ClientError(Exception):
-    """An `invalid_request_error`: reported as an error event, the session stays usable."""
+class ClientError(ServiceError):
+    """A refusal in this wire's own words (`code` is a realtime error code, e.g. invalid_value):
+    reported as an error event, the session stays usable."""
 
     def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.param = code, message, param
+        super().__init__(code, message, 400, param=param)
+
+
+# Service refusals as realtime error codes (a ClientError already carries one).
+REALTIME_CODES = {errors.MODEL_NOT_FOUND: "model_not_found", errors.INVALID_PARAMETER: "invalid_value",
+                  errors.UNSUPPORTED: "invalid_value", errors.BAD_AUDIO: "invalid_audio"}
+
+
+def wire_code(exc: ServiceError) -> str:
+    return exc.code if isinstance(exc, ClientError) else REALTIME_CODES.get(exc.code, exc.code)
 
 
 @dataclass
@@ -93,7 +106,7 @@ class SessionConfig:
 
 def apply_session_update(cfg: SessionConfig, session: Any, profile: Profile,
                          languages: list[str]) -> SessionConfig:
-    """The new configuration, or ClientError; `cfg` itself is not modified."""
+    """The new configuration, or ServiceError; `cfg` itself is not modified."""
     if not isinstance(session, dict):
         raise ClientError("missing_required_parameter", "session.update needs a 'session' object",
                           "session")
@@ -126,10 +139,8 @@ def apply_session_update(cfg: SessionConfig, session: Any, profile: Profile,
         tr = tr or {}
         lang = tr.get("language")
         if lang is not None:
-            if not isinstance(lang, str) or lang.lower() not in languages:
-                raise ClientError("invalid_value", f"Unsupported language {lang!r}; supported: "
-                                  f"{', '.join(languages)}", "session.input_audio_transcription.language")
-            new.language = lang.lower()
+            new.language = resolve_language(lang, languages, profile.name,
+                                            param="session.input_audio_transcription.language")
         corpus = tr.get("corpus")
         if isinstance(corpus, dict) and corpus.get("text") is not None:
             if not isinstance(corpus["text"], str):
@@ -186,12 +197,12 @@ class RealtimeConnection:
         self._last_item: str | None = None
         self._transcript: list[str] = []
         self._finishing = False
-        self._capacity_held = False
+        self._slot: Slot | None = None
         self._pending: set[asyncio.Task] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
-        if not await self.rt.accept(self.ws):
+        if await accept(self.rt, self.ws) is None:
             return
         self._sender = asyncio.create_task(self._send_loop())
         try:
@@ -205,17 +216,12 @@ class RealtimeConnection:
             await self._stop_sender()
 
     async def _open(self) -> bool:
-        profile = self.rt.settings.profile(self.model)
-        if profile is None or profile.kind != "realtime":
-            await self._fatal("model_not_found" if profile is None else "invalid_model",
-                              f"Model not found: {self.model!r}" if profile is None else
-                              f"model {self.model} is not served on the realtime protocol")
+        try:
+            profile = resolve_profile(self.rt.settings, self.model, REALTIME_KINDS)
+            self._slot = self.rt.capacity.slot()
+        except ServiceError as exc:
+            await self._fatal(wire_code(exc), exc.message)
             return False
-        if not self.rt.capacity.try_acquire():
-            await self._fatal(errors.THROTTLING, "server at capacity: "
-                              f"{self.rt.capacity.limit} concurrent sessions are running; retry later")
-            return False
-        self._capacity_held = True
         self.rt.metrics.active_tasks.inc()
         self.profile = profile
         self.languages = self.rt.engine.languages(profile)
@@ -234,9 +240,9 @@ class RealtimeConnection:
         if self._decoder is not None:
             self._decoder.close()
             self._decoder = None
-        if self._capacity_held:
-            self._capacity_held = False
-            self.rt.capacity.release()
+        if self._slot is not None:
+            slot, self._slot = self._slot, None
+            slot.release()
             self.rt.metrics.active_tasks.dec()
 
     async def _loop(self) -> None:
@@ -298,11 +304,11 @@ class RealtimeConnection:
                 raise ClientError("missing_required_parameter", "the event has no 'type'", "type")
             else:
                 raise ClientError("invalid_event_type", f"unknown event type {etype!r}", "type")
-        except ClientError as exc:
-            self._error("invalid_request_error", exc.code, exc.message, event_id, exc.param)
         except AudioFormatError as exc:
             self._error("invalid_request_error", "invalid_audio", exc.message, event_id, "audio")
             self._reset_decoder()
+        except ServiceError as exc:
+            self._error("invalid_request_error", wire_code(exc), exc.message, event_id, exc.param)
         return False
 
     def _session_update(self, event: dict) -> None:
@@ -483,8 +489,8 @@ class RealtimeConnection:
             try:
                 tail = await decode(self._decoder, self._decoder.flush)
                 self._take_audio(tail)
-            except (AudioFormatError, ClientError) as exc:
-                self._error("invalid_request_error", "invalid_audio", getattr(exc, "message", str(exc)))
+            except ServiceError as exc:
+                self._error("invalid_request_error", "invalid_audio", exc.message)
         if self._recognizer is not None:
             try:
                 await self._recognizer.finish()

@@ -15,8 +15,6 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.json_body import BodyTooLarge, has_body, is_json_type, read_capped
 from voxscope.protocols.json_body import loads as json_loads
-from voxscope.server.auth import bearer_key
-from voxscope.server.capacity import Slot
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +23,7 @@ MAX_JSON_BYTES = 16 << 20  # a sync call's base64 data URI (10 MB of audio) fits
 
 def caller(request: Request) -> str:
     """Check the request's API key; returns the owner id its data is stored under."""
-    rt = request.app.state.runtime
-    key = bearer_key(request.headers)
-    if not rt.keys.allows(key):
-        raise ProtocolError(errors.INVALID_API_KEY, errors.UNAUTHORIZED_MESSAGE, 401)
-    return rt.keys.owner(key)
+    return request.app.state.runtime.keys.authenticate(request.headers).owner
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -70,15 +64,6 @@ def context_tokens(rt, profile, text: str | None) -> int:
         raise ProtocolError(errors.INVALID_PARAMETER, f"the context text is {n} tokens long; at "
                             f"most {MAX_CONTEXT_TOKENS} are accepted")
     return n
-
-
-def take_slot(request: Request) -> Slot:
-    """A capacity slot for a sync recognition, or DashScope's Throttling answer (429)."""
-    rt = request.app.state.runtime
-    if not rt.capacity.try_acquire():
-        raise ProtocolError(errors.THROTTLING, f"server at capacity: {rt.capacity.limit} "
-                            "recognitions are running; retry later", 429)
-    return Slot(rt.capacity)
 
 
 def ok(payload: dict[str, Any], request_id: str | None = None) -> JSONResponse:

@@ -21,10 +21,17 @@ from voxscope.inputs import precheck
 from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, TaskView
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
+from voxscope.protocols.hosts import link_base
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
 from voxscope.protocols.uploads import check_upload_owner
-from voxscope.server.guards import link_base
+from voxscope.service.requests import (
+    FILE_KINDS,
+    hotwords_for,
+    refuse_unsupported,
+    resolve_language,
+    resolve_profile,
+)
 
 router = APIRouter()
 
@@ -76,40 +83,18 @@ def _channels(params: dict[str, Any]) -> list[int]:
     return out
 
 
-def _language(value: Any, languages: list[str], model: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or value.lower() not in languages:
-        raise ProtocolError(errors.INVALID_PARAMETER, f"language {value!r} is not supported by "
-                                                      f"{model}; supported: {', '.join(languages)}")
-    return value.lower()
-
-
-def _refuse(params: dict[str, Any], body: dict[str, Any]) -> None:
-    """Options no local model can honour are refused, not silently dropped."""
-    if opt_bool(params, "diarization_enabled", False):
-        raise ProtocolError(errors.UNSUPPORTED, "speaker diarization is not supported: no local "
-                                                "diarization model is installed")
-    if opt_bool(params, "audio_event_detection_enabled", False):
-        raise ProtocolError(errors.UNSUPPORTED, "audio event detection is not supported")
-    if params.get("special_word_filter"):
-        raise ProtocolError(errors.UNSUPPORTED, "sensitive word filtering is not supported")
-    if body.get("resources"):
-        raise ProtocolError(errors.UNSUPPORTED, "asr_phrase resources (phrase_id) are not "
-                                                "supported; use vocabulary_id hot words instead")
-
-
 async def _options(request: Request, owner: str, profile: Profile,
                    params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     rt = request.app.state.runtime
-    _refuse(params, body)
+    refuse_unsupported(params, body.get("resources"))
     languages = rt.engine.languages(profile)
-    language = _language(params.get("language"), languages, profile.name)
+    language = resolve_language(params.get("language"), languages, profile.name)
     hints = params.get("language_hints")
     if hints is not None:
         if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
             raise ProtocolError(errors.INVALID_PARAMETER, "language_hints must be a list of strings")
-        hinted = [_language(h, languages, profile.name) for h in hints if h]
+        hinted = [resolve_language(h, languages, profile.name, field="language_hints")
+                  for h in hints if h]
         # One hint fixes the language; several only narrow detection (files of a task may each
         # be in a different one of them).
         if len(hinted) == 1 and language is None:
@@ -123,13 +108,8 @@ async def _options(request: Request, owner: str, profile: Profile,
             raise ProtocolError(errors.INVALID_PARAMETER, "corpus must be {\"text\": <string>}")
         prompt = corpus.get("text") or None
         await run_in_threadpool(context_tokens, rt, profile, prompt)
-    hotwords: list[dict] = []
-    vocabulary_id = params.get("vocabulary_id")
-    if vocabulary_id is not None:
-        if not profile.hotwords:
-            raise ProtocolError(errors.UNSUPPORTED, f"model {profile.name} does not support "
-                                                    "hot words")
-        hotwords = (await run_in_threadpool(rt.vocabularies.get, owner, vocabulary_id)).words
+    hotwords = await run_in_threadpool(hotwords_for, rt.vocabularies, owner, profile,
+                                       params.get("vocabulary_id"))
     for key in ("enable_itn", "enable_words", "timestamp_alignment_enabled"):
         opt_bool(params, key, False)
     return {"language": language, "languages": languages, "prompt": prompt,
@@ -143,13 +123,7 @@ async def submit(request: Request) -> JSONResponse:
     owner = caller(request)
     body = await json_body(request)
     rt = request.app.state.runtime
-    model = body.get("model")
-    profile = rt.settings.profile(model) if isinstance(model, str) else None
-    if profile is None:
-        raise ProtocolError(errors.MODEL_NOT_FOUND, f"Model not found: {model!r}")
-    if profile.kind != "file":
-        raise ProtocolError(errors.MODEL_NOT_FOUND,
-                            f"model {model} is not a file transcription model")
+    profile = resolve_profile(rt.settings, body.get("model"), FILE_KINDS)
     urls = _urls(profile, section(body, "input"), rt.settings)
     for url in urls:
         check_upload_owner(rt.signer, url, owner)

@@ -41,8 +41,8 @@ from voxscope.inputs.errors import FILE_TOO_LARGE
 from voxscope.inputs.fetch import size_text
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
+from voxscope.protocols.hosts import link_base
 from voxscope.protocols.rest import caller, ok
-from voxscope.server.guards import link_base
 from voxscope.storage.signing import Signer
 
 log = logging.getLogger(__name__)

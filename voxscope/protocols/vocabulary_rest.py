@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.rest import caller, json_body, ok, section
+from voxscope.service.requests import require_hotwords, resolve_profile
 from voxscope.storage.vocabularies import VocabularyRecord
 
 router = APIRouter()
@@ -46,12 +47,7 @@ async def customization(request: Request) -> JSONResponse:
     settings = request.app.state.runtime.settings
     if action == "create_vocabulary":
         target = inp.get("target_model")
-        profile = settings.profile(target) if isinstance(target, str) else None
-        if profile is None:
-            raise ProtocolError(errors.MODEL_NOT_FOUND, f"target_model not found: {target!r}")
-        if not profile.hotwords:
-            raise ProtocolError(errors.UNSUPPORTED,
-                                f"model {target} does not support hot words")
+        require_hotwords(resolve_profile(settings, target, field="target_model"))
         vid = await run_in_threadpool(vocabularies.create, owner, inp.get("prefix"),
                                       target, inp.get("vocabulary"))
         return ok({"output": {"vocabulary_id": vid}, "usage": {"count": 1}})

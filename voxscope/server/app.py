@@ -19,8 +19,8 @@ from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
 from voxscope.server.guards import Guard
-from voxscope.server.runtime import Runtime
-from voxscope.server.shutdown import Drain
+from voxscope.service.auth import bearer_key
+from voxscope.service.runtime import Runtime
 from voxscope.web.routes import install_console
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
-    app.state.drain = drain = Drain()
+    drain = rt.drain
     app.add_middleware(Guard, settings=rt.settings, keys=rt.keys, drain=drain)
     install_error_handlers(app)
     # REST routers (each protocol module exposes `router`); all live under /api/v1 like DashScope.
@@ -68,7 +68,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health(request: Request) -> dict:
-        if rt.keys.enabled and not rt.keys.allows_headers(request.headers):
+        if rt.keys.enabled and not rt.keys.allows(bearer_key(request.headers)):
             return {"status": "ok"}  # liveness only: internals need a key
         return {
             "status": "ok",

@@ -1,1 +1,1 @@
-"""What the protocol adapters share beneath their wire formats."""
+"""The service layer: what every protocol adapter asks of the server, in protocol-neutral terms."""

@@ -1,10 +1,35 @@
-"""API keys: who may use the server."""
+"""Authentication: who is calling (a Principal), from the credentials a request carries.
+
+Today the only backend is the static key list of the config (`KeyChecker`). Keys kept in the
+database and temporary tokens are further backends of the same `Authenticator` shape; the limits
+and usage of a key hang off its Principal.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from voxscope.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, ServiceError
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    owner: str  # whose tasks, vocabularies and uploads these are (never the key itself)
+
+
+class Authenticator(Protocol):
+    @property
+    def enabled(self) -> bool: ...
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller, or ServiceError(InvalidApiKey, 401)."""
+        ...
 
 
 def bearer_key(headers: Mapping[str, str]) -> str | None:
@@ -19,7 +44,9 @@ def bearer_key(headers: Mapping[str, str]) -> str | None:
 
 
 class KeyChecker:
-    """With no keys configured every key is accepted (local development mode)."""
+    """The static key list (config / VOXSCOPE_API_KEYS), an Authenticator.
+
+    With no keys configured every key is accepted (local development mode)."""
 
     def __init__(self, keys: list[str]) -> None:
         # Dropping a blank key would silently leave no keys, i.e. open access (Settings refuses
@@ -44,8 +71,11 @@ class KeyChecker:
             ok |= hmac.compare_digest(k, candidate)
         return ok
 
-    def allows_headers(self, headers: Mapping[str, str]) -> bool:
-        return self.allows(bearer_key(headers))
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        key = bearer_key(headers)
+        if not self.allows(key):
+            raise ServiceError(INVALID_API_KEY, UNAUTHORIZED_MESSAGE, 401)
+        return Principal(self.owner(key))
 
     def owner(self, key: str | None) -> str:
         """Who stored data belongs to: a hash of the key (rows never hold keys); with no keys

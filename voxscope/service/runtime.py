@@ -1,0 +1,44 @@
+"""The composition root: the services a running server is made of, built once from Settings and
+shared by every protocol adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from voxscope.config import Settings
+from voxscope.engine.hub import Engine
+from voxscope.jobs.workers import TaskService
+from voxscope.service.auth import KeyChecker
+from voxscope.service.capacity import Capacity
+from voxscope.service.drain import Drain
+from voxscope.service.metrics import Metrics
+from voxscope.storage.database import Database
+from voxscope.storage.private import make_private_dir
+from voxscope.storage.signing import Signer, load_secret
+from voxscope.storage.vocabularies import VocabularyStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    keys: KeyChecker
+    capacity: Capacity
+    metrics: Metrics
+    db: Database
+    signer: Signer
+    tasks: TaskService
+    vocabularies: VocabularyStore
+    drain: Drain = field(default_factory=Drain)  # live sessions, and whether we shut down
+
+    @classmethod
+    def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
+        make_private_dir(settings.data_dir)
+        engine = engine or Engine(settings)
+        db = Database(settings.db_url())
+        return cls(settings=settings, engine=engine, keys=KeyChecker(settings.api_keys),
+                   capacity=Capacity(settings.max_sessions), metrics=Metrics(), db=db,
+                   signer=Signer(load_secret(settings.secret_key, settings.data_dir)),
+                   tasks=TaskService(settings, db, engine),
+                   vocabularies=VocabularyStore(db, settings.max_vocabularies))
+
