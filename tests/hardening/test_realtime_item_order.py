@@ -98,3 +98,33 @@ def test_vad_items_in_order_paced(server):
             started.add(e["item_id"])
         elif e["type"] in (TEXT, COMPLETED):
             assert event_item(e) in started, e
+
+
+@pytest.mark.timeout(int(WAIT_S) + 60)
+def test_manual_item_transcripts_have_no_leading_space(server):
+    """Item 20: the second item's transcript was " She had ..." (the session transcript's joining
+    space leaked into it). Two manual-mode items; `session.finished.transcript` still joins them."""
+    clip_id = "en_ldc93s1"
+    ws = raw_connect(server, timeout=WAIT_S)
+    try:
+        raw_until(ws, "session.created")
+        raw_send(ws, {"event_id": "u1", "type": "session.update",
+                      "session": {"turn_detection": None, "input_audio_transcription": {"language": "en"}}})
+        raw_until(ws, "session.updated", WAIT_S)
+        for n in range(2):
+            raw_send(ws, {"event_id": f"a{n}", "type": "input_audio_buffer.append",
+                          "audio": b64(clip_pcm(clip_id))})
+            raw_send(ws, {"event_id": f"c{n}", "type": "input_audio_buffer.commit"})
+        # finish at once: the session's idle rule never applies while we wait for the results
+        raw_send(ws, {"event_id": "f1", "type": "session.finish"})
+        events, code = raw_drain_until_close(ws, WAIT_S)
+    finally:
+        ws.close()
+    assert code == 1000, code
+    assert "error" not in [e["type"] for e in events], events
+    done = [e["transcript"] for e in events if e["type"] == COMPLETED]
+    finished = events[-1]
+    assert finished["type"] == "session.finished" and len(done) == 2, events
+    for t in done:
+        assert t and t == t.strip(), done
+    assert finished["transcript"] == " ".join(done), (finished, done)

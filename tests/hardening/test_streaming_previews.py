@@ -82,7 +82,7 @@ def _translate_with_wait(transcription: bool) -> Recorder:
     t._silence_timer = None  # noqa: SLF001 - else the SDK's worker arms a new one on the next frame
     got = wait_for(lambda: any(_provisional(c) for c in cb.calls) or "error" in cb.kinds(), WAIT_S)
     assert got, f"no provisional translation while the sentence was open: {cb.summary()}"
-    send_stream(t, pcm[split:], chunk=3200, pace=0.1)
+    send_stream(t, pcm[split:], chunk=12800, pace=None)  # the rest at once: nothing to wait for
     stop_within(t, WAIT_S)
     info = cb.summary()
     kinds = cb.kinds()
