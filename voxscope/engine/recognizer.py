@@ -68,7 +68,7 @@ class RecognizerConfig:
     max_sentences: int | None = None  # one-sentence mode: stop after this many finals
     report_empty_finals: bool = False  # emit a final with empty text when a segment held no words
     translate_to: tuple[str, ...] = ()  # also translate each final sentence ("en": Whisper's task)
-    translation_interval_s: float = 1.5  # provisional translations of the open sentence, at most
+    translation_interval_s: float = 1.5  # at most one provisional translation per this much audio
 
 
 @dataclass
@@ -460,8 +460,9 @@ class StreamingRecognizer:
 
     def _maybe_translate(self, s: _Sentence, audio_end: int, text: str) -> None:
         """Translate the open sentence as far as the preview reached, if it changed and the last
-        provisional translation is old enough. Preview priority: under load these are coalesced
-        and served after every final and transcript preview, so they are what gets dropped."""
+        provisional translation is old enough. Preview priority: served after every final, a queued
+        one is replaced by a newer one and dropped when the sentence ends, so under load they are
+        what gives way; the interval also widens with the preview latency."""
         cfg = self.config
         if not cfg.translate_to or not text or text == s.translated_text:
             return
