@@ -103,15 +103,16 @@ def test_vad_items_in_order_paced(server):
 @pytest.mark.timeout(int(WAIT_S) + 60)
 def test_manual_item_transcripts_have_no_leading_space(server):
     """Item 20: the second item's transcript was " She had ..." (the session transcript's joining
-    space leaked into it). Two manual-mode items; `session.finished.transcript` still joins them."""
-    clip_id = "en_ldc93s1"
+    space leaked into it). Two manual-mode items; `session.finished.transcript` joins them in
+    commit order."""
+    clips = ("en_ldc93s1", "en_beckett")
     ws = raw_connect(server, timeout=WAIT_S)
     try:
         raw_until(ws, "session.created")
         raw_send(ws, {"event_id": "u1", "type": "session.update",
                       "session": {"turn_detection": None, "input_audio_transcription": {"language": "en"}}})
         raw_until(ws, "session.updated", WAIT_S)
-        for n in range(2):
+        for n, clip_id in enumerate(clips):
             raw_send(ws, {"event_id": f"a{n}", "type": "input_audio_buffer.append",
                           "audio": b64(clip_pcm(clip_id))})
             raw_send(ws, {"event_id": f"c{n}", "type": "input_audio_buffer.commit"})

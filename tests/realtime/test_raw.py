@@ -112,7 +112,7 @@ def test_row36_seed_raw_vad(server):
     assert errored is False  # run_forever: a close frame, not a dropped socket
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 def test_row37_seed_raw_manual_commit(server):
     events, closes, errored = _seed_session(server, False, clip_pcm(ZH))
     (text,) = check_manual_flow(events, 1)

@@ -431,11 +431,6 @@ class RealtimeConnection:
         self._completed(item, r.text, r.language)
 
     def _completed(self, item: str, transcript: str, language: str | None) -> None:
-        if transcript:
-            # The space joins items in the session's transcript only; an item's own transcript
-            # starts with its first word.
-            sep = " " if self._transcript and not is_cjk(language or self.cfg.language) else ""
-            self._transcript.append(sep + transcript)
         # No `emotion`: no local model provides one (see README).
         self._emit_item(item, {"type": "conversation.item.input_audio_transcription.completed",
                                "item_id": item, "content_index": 0, "transcript": transcript,
@@ -518,7 +513,7 @@ class RealtimeConnection:
     def _emit_item(self, item: str, event: dict, last: bool = False) -> None:
         """Send an item's event once every earlier item has completed; `last`: its final event."""
         if item not in self._order:  # not tracked (already completed, or no item): nothing to wait on
-            self._emit(event)
+            self._send_item_event(event)
             return
         self._held.setdefault(item, []).append(event)
         if last:
@@ -529,11 +524,20 @@ class RealtimeConnection:
         while self._order:
             head = self._order[0]
             for event in self._held.pop(head, []):
-                self._emit(event)
+                self._send_item_event(event)
             if head not in self._ended:
                 return
             self._ended.discard(head)
             self._order.pop(0)
+
+    def _send_item_event(self, event: dict) -> None:
+        transcript = event.get("transcript")
+        if event["type"] == "conversation.item.input_audio_transcription.completed" and transcript:
+            # The session's transcript (session.finished) in the order items are delivered; the
+            # joining space belongs here only, an item's own transcript starts with its first word.
+            sep = "" if not self._transcript or is_cjk(event.get("language")) else " "
+            self._transcript.append(sep + transcript)
+        self._emit(event)
 
     def _drop_item(self, item: str) -> None:
         """An item that will never complete (cleared): unseen events of it are discarded."""
