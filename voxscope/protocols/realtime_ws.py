@@ -541,7 +541,9 @@ class RealtimeConnection:
 
     def _drop_item(self, item: str) -> None:
         """An item that will never complete (cleared): unseen events of it are discarded."""
-        if item in self._order and self._order[0] != item:
+        if item not in self._order:
+            return
+        if self._order[0] != item:
             self._held.pop(item, None)
         self._ended.add(item)
         self._release()
