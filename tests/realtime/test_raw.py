@@ -89,7 +89,8 @@ def _seed_session(server, vad: bool, pcm: bytes) -> tuple[list[dict], list, bool
         if not vad:
             ws.send(json.dumps({"event_id": "event_789", "type": "input_audio_buffer.commit"}))
         ws.send(json.dumps({"event_id": "event_987", "type": "session.finish"}))
-        assert finished.wait(20), [e.get("type") for e in events]
+        # generous: on a busy machine the last items may still be decoding; order is checked below
+        assert finished.wait(90), [e.get("type") for e in events]
         thread.join(10)  # run_forever returns once the server has closed the socket
         assert not thread.is_alive(), "the server did not close the socket after session.finished"
     finally:
@@ -98,7 +99,7 @@ def _seed_session(server, vad: bool, pcm: bytes) -> tuple[list[dict], list, bool
     return events, closes, result[0] if result else None
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 def test_row36_seed_raw_vad(server):
     events, closes, errored = _seed_session(server, True, silence(0.5) + clip_pcm(ZH) + silence(1.0))
     check_created(events[0])
@@ -111,7 +112,7 @@ def test_row36_seed_raw_vad(server):
     assert errored is False  # run_forever: a close frame, not a dropped socket
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 def test_row37_seed_raw_manual_commit(server):
     events, closes, errored = _seed_session(server, False, clip_pcm(ZH))
     (text,) = check_manual_flow(events, 1)

@@ -10,7 +10,9 @@ A session feeds 16 kHz audio as it arrives; the recognizer
    window, beam search, word alignment) while the pause is still being measured. If the pause
    reaches `max_sentence_silence` the speculative result *is* the final, so the final arrives
    right when the pause is long enough instead of a decode later; if speech resumes it is dropped;
-4. forces a cut at `max_sentence_s` (Whisper's window is 30 s).
+4. forces a cut at `max_sentence_s` (Whisper's window is 30 s);
+5. when translating, also translates the open sentence now and then (`translation_interval_s`,
+   preview priority: coalesced and served last), so provisional translations grow with previews.
 
 Results are delivered in order: a sentence's previews never follow its final, and previews of the
 next sentence wait until the previous final is out. Nothing here knows about wire protocols.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -65,6 +68,7 @@ class RecognizerConfig:
     max_sentences: int | None = None  # one-sentence mode: stop after this many finals
     report_empty_finals: bool = False  # emit a final with empty text when a segment held no words
     translate_to: tuple[str, ...] = ()  # also translate each final sentence ("en": Whisper's task)
+    translation_interval_s: float = 1.5  # at most one provisional translation per this much audio
 
 
 @dataclass
@@ -157,6 +161,12 @@ class _Sentence:
     partial_future: asyncio.Future | None = None
     translation_future: asyncio.Future | None = None
     latest_partial: tuple[int, Transcript, int] | None = None  # (seq, result, audio end)
+    last_result: SentenceResult | None = None  # the preview last emitted
+    translation_seq: int = 0
+    translated_end: int = 0  # audio end of the last provisional translation asked for
+    translated_text: str = ""  # the preview text it was asked for
+    provisional: dict[str, Translation] = field(default_factory=dict)
+    provisional_seq: int = 0
 
 
 @dataclass
@@ -438,9 +448,58 @@ class StreamingRecognizer:
             sentence_id=s.sid, begin_ms=int(s.start * 1000 / SR), end_ms=None,
             current_ms=int(audio_end * 1000 / SR), text=_text_of(words),
             words=[_result_word(w) for w in words], final=False, language=tr.language,
-            stable_chars=stable, segment=s.index)
+            stable_chars=stable, segment=s.index, translations=dict(s.provisional))
+        s.last_result = result
         self.stats.partials_emitted += 1
+        if self._open is s:
+            self._maybe_translate(s, audio_end, result.text)
         await self._emit(result)
+
+    def _translation_key(self, s: _Sentence) -> tuple[int, int, str]:
+        return (id(self), s.start, "translate")
+
+    def _maybe_translate(self, s: _Sentence, audio_end: int, text: str) -> None:
+        """Translate the open sentence as far as the preview reached, if it changed and the last
+        provisional translation is old enough. Preview priority: served after every final, a queued
+        one is replaced by a newer one and dropped when the sentence ends, so under load they are
+        what gives way; the interval also widens with the preview latency."""
+        cfg = self.config
+        if not cfg.translate_to or not text or text == s.translated_text:
+            return
+        interval = max(cfg.translation_interval_s, 3 * self._sched.stats.partial_latency_ema_s)
+        if s.translation_seq and audio_end - s.translated_end < int(interval * SR):
+            return
+        s.translation_seq += 1
+        s.translated_end, s.translated_text = audio_end, text
+        opts = DecodeOptions(language=s.language or cfg.language or self._stream_language,
+                             allowed_languages=cfg.allowed_languages, task="translate",
+                             beam_size=1, full_window=False, word_timestamps=False,
+                             temperature_fallback=False)
+        key = self._translation_key(s)
+        self._partial_keys.add(key)
+        end = min(audio_end, s.speech_end + self._ms(cfg.tail_ms))
+        fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key)
+        self._spawn(self._deliver_translation(s, s.translation_seq, fut))
+
+    async def _deliver_translation(self, s: _Sentence, seq: int, fut: asyncio.Future) -> None:
+        tr: Transcript | None = await fut
+        if (tr is None or tr.empty or self._closed or seq <= s.provisional_seq
+                or tr.no_speech_prob > PARTIAL_NO_SPEECH):
+            return
+        words = finalize_words([w.shifted(s.start / SR) for w in tr.words], "en", simplified=False,
+                               remove_fillers=False, punctuation=True)
+        text = _text_of(words)
+        if not words or _latin_share(text) < 0.9:
+            return  # Whisper echoed the source language: not a translation
+        s.provisional_seq = seq
+        s.provisional = {"en": Translation(text, [_result_word(w) for w in words])}
+        if self._open is not s or s.last_result is None:
+            return  # the final (with its own translation) follows, or the next preview carries it
+        if self._chain is not None and not self._chain.done():
+            return  # the previous sentence's final is not out yet: keep the order
+        # A result of its own, so a listener sees the translation grow (translation-only tasks
+        # have nothing else to show until the final).
+        await self._emit(dataclasses.replace(s.last_result, translations=dict(s.provisional)))
 
     def _close(self, s: _Sentence, end: int) -> None:
         if self._open is s:
@@ -449,6 +508,8 @@ class StreamingRecognizer:
         self._last_closed_end = end
         if self._boundary is not None:
             self._boundary("end", s.index, int(end * 1000 / SR))
+        self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
+        self._partial_keys.discard(self._translation_key(s))
         key = (id(self), s.start)
         if s.emitted_partial_seq or s.partial_future is None:
             self._sched.drop_partials(key)
@@ -599,6 +660,11 @@ def _common_prefix(a: str, b: str, *, cjk: bool) -> str:
         cut = prefix.rfind(" ")
         prefix = prefix[:cut] if cut > 0 else ""
     return prefix.rstrip()
+
+
+def _latin_share(text: str) -> float:
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ch.isascii() for ch in letters) / len(letters) if letters else 0.0
 
 
 def _text_of(words: list[Word]) -> str:

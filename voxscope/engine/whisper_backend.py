@@ -355,7 +355,7 @@ class WhisperBackend:
     def _approximate_words(tr: Transcript, tok: Tokenizer, duration: float) -> list[Word]:
         """Evenly spread word times over the window (partials skip the costly alignment pass)."""
         words, _ = tok.split_to_word_tokens(tr.tokens + [tok.eot])
-        words = [w for w in words if w.strip()]
+        words = _merge_punctuation([w for w in words if w.strip()])
         if not words:
             return []
         total = sum(len(w.strip()) for w in words)
@@ -366,6 +366,31 @@ class WhisperBackend:
             out.append(Word(t, t + span, w.strip(), "", w))
             t += span
         return out
+
+
+def _merge_punctuation(pieces: list[str]) -> list[str]:
+    """Attach punctuation-only pieces to their word, as the alignment path does (faster-whisper's
+    merge_punctuations): the tokenizer splits "tried." into "tried" + ".", which would otherwise
+    become a word of its own in a preview."""
+    out: list[str] = []
+    carry = ""  # opening punctuation waiting for the word it belongs to
+    for piece in pieces:
+        core = piece.strip()
+        opening = all(c in PREPEND_PUNCTUATIONS for c in core)
+        if out and all(c in APPEND_PUNCTUATIONS for c in core) and not (
+                opening and piece[:1].isspace()):
+            out[-1] += core
+        elif opening:
+            carry += piece
+        else:
+            out.append(carry + piece.lstrip() if carry else piece)
+            carry = ""
+    if carry:
+        if out:
+            out[-1] += carry.strip()
+        else:
+            out.append(carry)
+    return out
 
 
 def _select(enc: ctranslate2.StorageView, idxs: list[int]) -> ctranslate2.StorageView:

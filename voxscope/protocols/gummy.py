@@ -88,11 +88,13 @@ def gummy_output(r: SentenceResult, *, transcription: bool, translation: bool,
             "pre_end_start_time": pre_end[0] if pre_end else -1,
             "pre_end_end_time": pre_end[1] if pre_end else -1,
         }
-    if translation and r.final:
+    if translation and (r.final or r.translations):
+        # Previews carry the open sentence's provisional translation (when there is one yet),
+        # its words not fixed, sentence_end false; the final carries the sentence's translation.
         out["translations"] = [{
             "sentence_id": r.sentence_id, "lang": lang, "begin_time": r.begin_ms, "end_time": end,
             "current_time": r.current_ms, "text": r.translations[lang].text if lang in r.translations
-            else "", "words": _words(r.translations[lang].words, None) if lang in r.translations
-            else [], "sentence_end": True,
+            else "", "words": _words(r.translations[lang].words, None if r.final else 0)
+            if lang in r.translations else [], "sentence_end": r.final,
         } for lang in targets]
     return out

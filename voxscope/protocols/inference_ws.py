@@ -161,6 +161,7 @@ class _Task:
         self.failed = False
         self.finishing = False  # finish-task received: the client now waits on us, not idle
         self.last_partial: SentenceResult | None = None  # Gummy chat: for vad_pre_end events
+        self.last_translation: tuple[int, str] | None = None  # translation-only: last preview sent
 
 
 class InferenceConnection:
@@ -362,6 +363,12 @@ class InferenceConnection:
                                       targets=req.recognizer.translate_to)
                 if not output:
                     return  # translation-only task: partials carry nothing to show
+                if not req.transcription and not result.final:
+                    # Translation-only: a preview is news only when its translation changed.
+                    shown = (result.sentence_id, output["translations"][0]["text"])
+                    if shown == task.last_translation:
+                        return
+                    task.last_translation = shown
                 task.last_partial = None if result.final else result
             payload = {"output": output, "usage": usage}
             await self._send(_event(task.req.task_id, "result-generated", payload))

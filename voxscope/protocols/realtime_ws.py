@@ -10,7 +10,9 @@ JSON text frames with a `type`; audio arrives base64-encoded in `input_audio_buf
   (at most `MANUAL_MAX_S` seconds, the seed's recommendation, else an error event); the item is
   then transcribed whole.
 
-All outbound events go through one queue, so they leave in the order the engine produced them.
+All outbound events go through one queue. Item events additionally pass an ordering gate: the
+events of one item (utterance) all leave before any event of the next item, so a VAD boundary of
+item 2 (seen as the audio arrives) waits until item 1's transcription has completed.
 A session carries at most `max_task_audio_s` of audio, the inference socket's rule: past it, an
 `error` event (`InvalidParameter`, the same message) and a close.
 """
@@ -195,6 +197,12 @@ class RealtimeConnection:
         self._gen = 0  # recognizer generation: a clear starts a new recognizer, segments restart
         self._items: dict[tuple[int, int], str] = {}  # (generation, VAD segment) -> item id
         self._last_item: str | None = None
+        # Ordering gate (see module docstring): items not yet completed in start order, events held
+        # for items behind the first one, and items whose last event is held.
+        self._order: list[str] = []
+        self._held: dict[str, list[dict]] = {}
+        self._ended: set[str] = set()
+        self._open_item: str | None = None  # VAD item whose speech has not stopped yet
         self._transcript: list[str] = []
         self._finishing = False
         self._slot: Slot | None = None
@@ -402,43 +410,44 @@ class RealtimeConnection:
         if kind == "start":
             item = "item_" + uuid.uuid4().hex[:24]
             self._items[key] = item
-            self._emit({"type": "input_audio_buffer.speech_started", "audio_start_ms": ms,
-                        "item_id": item})
+            self._order.append(item)
+            self._open_item = item
+            self._emit_item(item, {"type": "input_audio_buffer.speech_started",
+                                   "audio_start_ms": ms, "item_id": item})
         elif kind == "end":
             item = self._items.get(key, "")
-            self._emit({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms,
-                        "item_id": item})
+            if self._open_item == item:
+                self._open_item = None
+            self._emit_item(item, {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": ms,
+                                   "item_id": item})
             self._committed(item)
 
     def _committed(self, item: str) -> None:
-        self._emit({"type": "input_audio_buffer.committed", "previous_item_id": self._last_item,
-                    "item_id": item})
-        self._emit({"type": "conversation.item.created", "previous_item_id": self._last_item,
-                    "item": {"id": item, "object": "realtime.item", "type": "message",
-                             "status": "completed", "role": "user",
-                             "content": [{"type": "input_audio", "transcript": None}]}})
+        self._emit_item(item, {"type": "input_audio_buffer.committed",
+                               "previous_item_id": self._last_item, "item_id": item})
+        self._emit_item(item, {"type": "conversation.item.created",
+                               "previous_item_id": self._last_item,
+                               "item": {"id": item, "object": "realtime.item", "type": "message",
+                                        "status": "completed", "role": "user",
+                                        "content": [{"type": "input_audio", "transcript": None}]}})
         self._last_item = item
 
     async def _on_result(self, r: SentenceResult, gen: int) -> None:
         item = self._items.get((gen, r.segment), "")
         if not r.final:
             stable = r.text[: r.stable_chars]
-            self._emit({"type": "conversation.item.input_audio_transcription.text",
-                        "item_id": item, "content_index": 0, "text": stable,
-                        "stash": r.text[r.stable_chars:], "language": r.language})
+            self._emit_item(item, {"type": "conversation.item.input_audio_transcription.text",
+                                   "item_id": item, "content_index": 0, "text": stable,
+                                   "stash": r.text[r.stable_chars:], "language": r.language})
             return
         self._items.pop((gen, r.segment), None)
         self._completed(item, r.text, r.language)
 
     def _completed(self, item: str, transcript: str, language: str | None) -> None:
-        if transcript:
-            if self._transcript and not is_cjk(language or self.cfg.language):
-                transcript = " " + transcript
-            self._transcript.append(transcript)
         # No `emotion`: no local model provides one (see README).
-        self._emit({"type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": item, "content_index": 0, "transcript": transcript,
-                    "language": language or self.cfg.language})
+        self._emit_item(item, {"type": "conversation.item.input_audio_transcription.completed",
+                               "item_id": item, "content_index": 0, "transcript": transcript,
+                               "language": language or self.cfg.language}, last=True)
 
     def _commit(self, event_id: str | None) -> None:
         if self.cfg.vad:
@@ -450,6 +459,7 @@ class RealtimeConnection:
         audio = np.concatenate(self._manual)
         self._manual, self._manual_samples = [], 0
         item = "item_" + uuid.uuid4().hex[:24]
+        self._order.append(item)
         self._committed(item)
         task = asyncio.create_task(self._transcribe_item(item, audio))
         self._pending.add(task)
@@ -463,10 +473,10 @@ class RealtimeConnection:
             sentences = await asyncio.to_thread(self.rt.engine.transcribe, self.profile, audio, opts)
         except Exception as exc:  # the engine failed on this item: report it, keep the session
             log.exception("manual item transcription failed")
-            self._emit({"type": "conversation.item.input_audio_transcription.failed",
-                        "item_id": item, "content_index": 0,
-                        "error": {"type": "server_error", "code": errors.INTERNAL_ERROR,
-                                  "message": str(exc)}})
+            self._emit_item(item, {"type": "conversation.item.input_audio_transcription.failed",
+                                   "item_id": item, "content_index": 0,
+                                   "error": {"type": "server_error", "code": errors.INTERNAL_ERROR,
+                                             "message": str(exc)}}, last=True)
             return
         lang = sentences[0].language if sentences else self.cfg.language
         joiner = "" if is_cjk(lang) else " "
@@ -477,6 +487,10 @@ class RealtimeConnection:
         if self._recognizer is not None:
             # The uncommitted speech is dropped; items already committed still complete.
             old, self._recognizer = self._recognizer, None
+            if self._open_item is not None:
+                # Its speech is dropped unrecognised: it will never complete, don't wait for it.
+                self._drop_item(self._open_item)
+                self._open_item = None
             task = asyncio.create_task(old.abandon())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -501,12 +515,56 @@ class RealtimeConnection:
             self._commit(None)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        self._release_all()
         self._emit({"type": "session.finished", "transcript": "".join(self._transcript)})
         await self._close(1000, "session finished")
 
     # -- output ------------------------------------------------------------------------------------
     def _emit(self, event: dict) -> None:
         self._out.put_nowait({"event_id": _eid(), **event})
+
+    def _emit_item(self, item: str, event: dict, last: bool = False) -> None:
+        """Send an item's event once every earlier item has completed; `last`: its final event."""
+        if item not in self._order:  # not tracked (already completed, or no item): nothing to wait on
+            self._send_item_event(event)
+            return
+        self._held.setdefault(item, []).append(event)
+        if last:
+            self._ended.add(item)
+        self._release()
+
+    def _release(self) -> None:
+        while self._order:
+            head = self._order[0]
+            for event in self._held.pop(head, []):
+                self._send_item_event(event)
+            if head not in self._ended:
+                return
+            self._ended.discard(head)
+            self._order.pop(0)
+
+    def _send_item_event(self, event: dict) -> None:
+        transcript = event.get("transcript")
+        if event["type"] == "conversation.item.input_audio_transcription.completed" and transcript:
+            # The session's transcript (session.finished) in the order items are delivered; the
+            # joining space belongs here only, an item's own transcript starts with its first word.
+            sep = "" if not self._transcript or is_cjk(event.get("language")) else " "
+            self._transcript.append(sep + transcript)
+        self._emit(event)
+
+    def _drop_item(self, item: str) -> None:
+        """An item that will never complete (cleared): unseen events of it are discarded."""
+        if item not in self._order:
+            return
+        if self._order[0] != item:
+            self._held.pop(item, None)
+        self._ended.add(item)
+        self._release()
+
+    def _release_all(self) -> None:
+        """Session end: whatever is still held (an item whose decode failed) goes out in order."""
+        self._ended.update(self._order)
+        self._release()
 
     def _error(self, etype: str, code: str, message: str, event_id: str | None = None,
                param: str | None = None) -> None:
