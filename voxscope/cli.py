@@ -10,6 +10,7 @@ from pathlib import Path
 
 import typer
 
+from voxscope import allocator
 from voxscope.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -37,6 +38,7 @@ def serve(
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run the HTTP + WebSocket server."""
+    allocator.configure()  # before any thread starts: keeps RSS flat under concurrent load
     import uvicorn
 
     from voxscope.server.app import create_app
@@ -72,6 +74,7 @@ def worker(
 ) -> None:
     """Run file-transcription tasks from the shared queue (no HTTP): add these on more machines,
     pointing at the same `queue_url` (Redis) and `database_url` as the API process."""
+    allocator.configure()  # before any thread starts, as in serve
     import signal
     import threading
 

@@ -1,0 +1,108 @@
+"""glibc malloc settings that keep a long-running server's memory flat, and a view of its state.
+
+Why: voxscope allocates many large, short-lived buffers (audio, mel features, CTranslate2 and
+ONNX activations) from several threads at once: the event loop, the inference worker, CTranslate2's
+OpenMP threads, task workers, to_thread helpers. With glibc's defaults every such thread gets its
+own arena (up to 8 per core), and freeing a large buffer raises the mmap threshold (up to 32 MB),
+so later buffers come from those arenas instead of mmap. Freed memory then stays in many
+fragmented arenas and RSS creeps up under concurrent load (issue 9, item 15: ~30 MB/min). Bounding
+the arenas, fixing the mmap threshold (large buffers go back to the OS when freed) and trimming
+the heaps now and then keeps it flat (benchmarks/soak.py, benchmarks/RESULTS.md).
+
+`configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
+An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
+wins: the operator chose it. Outside glibc (musl, macOS) everything here is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import threading
+
+log = logging.getLogger(__name__)
+
+# mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+
+ARENA_MAX = 2  # one for the event loop, one shared by the worker threads
+MMAP_THRESHOLD = 256 << 10  # buffers from 256 KiB (8 s of audio is 512 KiB) are mmapped
+TRIM_THRESHOLD = 16 << 20  # give free heap tops back above 16 MiB
+TRIM_PERIOD_S = 30.0  # malloc_trim also returns free pages inside heaps, not only at the top
+
+_libc: ctypes.CDLL | None = None
+_trimmer: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def _glibc() -> ctypes.CDLL | None:
+    global _libc
+    if _libc is None:
+        try:
+            lib = ctypes.CDLL("libc.so.6")
+            lib.mallopt.argtypes, lib.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+            lib.malloc_trim.argtypes, lib.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError):  # not glibc
+            return None
+        _libc = lib
+    return _libc
+
+
+def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
+    """Apply the settings (once per process) and start the periodic trim; False outside glibc."""
+    global _trimmer
+    libc = _glibc()
+    if libc is None:
+        return False
+    with _lock:
+        if _trimmer is not None:
+            return True
+        for env, param, value in (("MALLOC_ARENA_MAX", M_ARENA_MAX, ARENA_MAX),
+                                  ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                                  ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
+            if env not in os.environ and libc.mallopt(param, value) != 1:
+                log.warning("mallopt(%d, %d) failed", param, value)
+        if trim_period_s:
+            _trimmer = threading.Thread(target=_trim_loop, args=(trim_period_s,),
+                                        name="malloc-trim", daemon=True)
+            _trimmer.start()
+        else:
+            _trimmer = threading.current_thread()  # configured, no periodic trim
+    return True
+
+
+def _trim_loop(period: float) -> None:
+    libc = _glibc()
+    assert libc is not None
+    while True:
+        threading.Event().wait(period)
+        libc.malloc_trim(0)
+
+
+def arenas() -> int | None:
+    """How many malloc arenas the process has (from malloc_info); None outside glibc."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    buf, size = ctypes.c_char_p(), ctypes.c_size_t()
+    libc.open_memstream.restype = ctypes.c_void_p
+    libc.open_memstream.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    libc.free.argtypes = [ctypes.c_void_p]
+    fp = libc.open_memstream(ctypes.byref(buf), ctypes.byref(size))
+    if not fp:
+        return None
+    try:
+        libc.malloc_info(0, fp)
+    finally:
+        libc.fclose(fp)
+    try:
+        xml = ctypes.string_at(buf, size.value).decode("ascii", "replace")
+    finally:
+        libc.free(ctypes.cast(buf, ctypes.c_void_p))
+    return len(re.findall(r"<heap nr=", xml))
