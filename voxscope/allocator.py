@@ -3,11 +3,15 @@
 Why: voxscope allocates many large, short-lived buffers (audio, mel features, CTranslate2 and
 ONNX activations) from several threads at once: the event loop, the inference worker, CTranslate2's
 OpenMP threads, task workers, to_thread helpers. With glibc's defaults every such thread gets its
-own arena (up to 8 per core), and freeing a large buffer raises the mmap threshold (up to 32 MB),
-so later buffers come from those arenas instead of mmap. Freed memory then stays in many
-fragmented arenas and RSS creeps up under concurrent load (issue 9, item 15: ~30 MB/min). Bounding
-the arenas, fixing the mmap threshold (large buffers go back to the OS when freed) and trimming
-the heaps now and then keeps it flat (benchmarks/soak.py, benchmarks/RESULTS.md).
+own arena (up to 8 per core, 15 seen), and freed memory stays behind, fragmented, in all of them:
+RSS crept up under concurrent load (issue 9, item 15: ~30 MB/min) while the memory in use did
+not. Bounding the arenas to 2 and trimming free pages out of the heaps now and then
+(malloc_trim) keeps it flat (benchmarks/soak.py, benchmarks/RESULTS.md).
+
+The mmap threshold is fixed at glibc's dynamic maximum (32 MiB) rather than left to drift (it
+moves with every large free, so the heap layout depended on history). A low threshold (256 KiB)
+kept RSS flat too but cost ~27 % more CPU per decode: CTranslate2's multi-MB buffers would then
+be fresh, zero-filled pages every time (2.6x the page faults).
 
 `configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
 An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
@@ -29,9 +33,9 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
-ARENA_MAX = 2  # one for the event loop, one shared by the worker threads
-MMAP_THRESHOLD = 256 << 10  # buffers from 256 KiB (8 s of audio is 512 KiB) are mmapped
-TRIM_THRESHOLD = 16 << 20  # give free heap tops back above 16 MiB
+ARENA_MAX = 2  # the main arena and one shared by every other thread
+MMAP_THRESHOLD = 32 << 20  # only buffers from 32 MiB are mmapped (glibc's dynamic maximum)
+TRIM_THRESHOLD = 64 << 20  # heap tops above this go back at free(); the trim loop does the rest
 TRIM_PERIOD_S = 30.0  # malloc_trim also returns free pages inside heaps, not only at the top
 
 _libc: ctypes.CDLL | None = None
