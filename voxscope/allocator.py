@@ -8,10 +8,12 @@ RSS crept up under concurrent load (issue 9, item 15: ~30 MB/min) while the memo
 not. Bounding the arenas to 2 and trimming free pages out of the heaps now and then
 (malloc_trim) keeps it flat (benchmarks/soak.py, benchmarks/RESULTS.md).
 
-The mmap threshold is fixed at glibc's dynamic maximum (32 MiB) rather than left to drift (it
-moves with every large free, so the heap layout depended on history). A low threshold (256 KiB)
-kept RSS flat too but cost ~27 % more CPU per decode: CTranslate2's multi-MB buffers would then
-be fresh, zero-filled pages every time (2.6x the page faults).
+The mmap threshold is fixed low (256 KiB) instead of drifting up to 32 MiB with every large free:
+mid-sized buffers (audio, features, CTranslate2 activations) are then mapped and unmapped whole
+rather than carved out of the heaps, which is what kept RSS creeping even with 2 arenas and the
+trim (soak slope 6 MB/min at 32 MiB, 3.8 at 4 MiB, 0.7 at 256 KiB). The price: those buffers are
+fresh zero-filled pages each time, ~20-25 % more CPU per decode in a decode-only loop. Operators
+who prefer throughput over a flat RSS can set MALLOC_MMAP_THRESHOLD_ (e.g. 33554432).
 
 `configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
 An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
@@ -34,7 +36,7 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 ARENA_MAX = 2  # the main arena and one shared by every other thread
-MMAP_THRESHOLD = 32 << 20  # only buffers from 32 MiB are mmapped (glibc's dynamic maximum)
+MMAP_THRESHOLD = 256 << 10  # buffers from 256 KiB are mmapped (8 s of audio is 512 KiB)
 TRIM_THRESHOLD = 64 << 20  # heap tops above this go back at free(); the trim loop does the rest
 TRIM_PERIOD_S = 30.0  # malloc_trim also returns free pages inside heaps, not only at the top
 
