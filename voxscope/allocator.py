@@ -11,9 +11,10 @@ not. Bounding the arenas to 2 and trimming free pages out of the heaps now and t
 The mmap threshold is fixed low (256 KiB) instead of drifting up to 32 MiB with every large free:
 mid-sized buffers (audio, features, CTranslate2 activations) are then mapped and unmapped whole
 rather than carved out of the heaps, which is what kept RSS creeping even with 2 arenas and the
-trim (soak slope 6 MB/min at 32 MiB, 3.8 at 4 MiB, 0.7 at 256 KiB). The price: those buffers are
-fresh zero-filled pages each time, ~20-25 % more CPU per decode in a decode-only loop. Operators
-who prefer throughput over a flat RSS can set MALLOC_MMAP_THRESHOLD_ (e.g. 33554432).
+trim (floor of the soak: 6 MB/min at 32 MiB, 3.8-3.9 at 4 and 1 MiB, 0.7-1.2 at 256 KiB).
+The price: those buffers are fresh zero-filled pages each time, ~20-25 % more CPU per decode in a
+decode-only loop. Operators who prefer throughput over a flat RSS can set MALLOC_MMAP_THRESHOLD_
+(e.g. 33554432).
 
 `configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
 An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
