@@ -9,7 +9,7 @@ of RSS after `--warmup` minutes, in MB/min, of every sample and of the per-minut
 verdict, target < 2 MB/min: single samples jump by 100-250 MB while a beam search runs).
 
     python benchmarks/soak.py                      # 12 min, 2 streams, a 60 s file task every 2 min
-    python benchmarks/soak.py --minutes 5 --file-every 60 --env MALLOC_ARENA_MAX=0
+    python benchmarks/soak.py --minutes 5 --file-every 60 --env MALLOC_MMAP_THRESHOLD_=33554432
 
 `--env` passes environment variables to the server (to compare allocator settings).
 """
