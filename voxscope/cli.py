@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from voxscope import allocator
 from voxscope.config import MIN_KEY_LENGTH, ConfigError, Settings, load_settings
 from voxscope.storage.private import make_private_dir, restrict_new_files
 
@@ -39,6 +40,7 @@ def serve(
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run the HTTP + WebSocket server."""
+    allocator.configure()  # before any thread starts: keeps RSS flat under concurrent load
     import uvicorn
 
     from voxscope.server.app import create_app
@@ -85,6 +87,7 @@ def worker(
 ) -> None:
     """Run file-transcription tasks from the shared queue (no HTTP): add these on more machines,
     pointing at the same `queue_url` (Redis) and `database_url` as the API process."""
+    allocator.configure()  # before any thread starts, as in serve
     import signal
     import threading
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from voxscope import __version__
+from voxscope import __version__, allocator
 from voxscope.config import Settings
 from voxscope.inputs.sources import expire_uploads
 from voxscope.protocols.inference_ws import InferenceConnection
@@ -89,6 +89,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         m.queue_depth.set(sum(s.queue_depth for s in scheds))
         m.busy_seconds.set(sum(s.stats.busy_seconds for s in scheds))
         m.queue_wait.set(max((s.stats.max_queue_wait_seconds for s in scheds), default=0.0))
+        m.malloc_arenas.set(allocator.arenas() or 0)
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(Exception)

@@ -23,3 +23,6 @@ class Metrics:
                                   "Seconds the inference worker spent decoding", registry=r)
         self.queue_wait = Gauge("voxscope_inference_queue_wait_seconds_max",
                                 "Longest time a decode request waited", registry=r)
+        # Bounded by voxscope.allocator; growing with threads means fragmentation (RSS creep).
+        self.malloc_arenas = Gauge("voxscope_malloc_arenas", "glibc malloc arenas of the process",
+                                   registry=r)

@@ -1,0 +1,115 @@
+"""glibc malloc settings that keep a long-running server's memory flat, and a view of its state.
+
+Why: voxscope allocates many large, short-lived buffers (audio, mel features, CTranslate2 and
+ONNX activations) from several threads at once: the event loop, the inference worker, CTranslate2's
+OpenMP threads, task workers, to_thread helpers. With glibc's defaults every such thread gets its
+own arena (up to 8 per core, 15 seen), and freed memory stays behind, fragmented, in all of them:
+RSS crept up under concurrent load (issue 9, item 15: ~30 MB/min) while the memory in use did
+not. Bounding the arenas to 2 and trimming free pages out of the heaps now and then
+(malloc_trim) keeps it flat (benchmarks/soak.py, benchmarks/RESULTS.md).
+
+The mmap threshold is fixed low (256 KiB) instead of drifting up to 32 MiB with every large free:
+mid-sized buffers (audio, features, CTranslate2 activations) are then mapped and unmapped whole
+rather than carved out of the heaps, which is what kept RSS creeping even with 2 arenas and the
+trim (floor of the soak: 6 MB/min at 32 MiB, 3.8-3.9 at 4 and 1 MiB, 0.7-1.2 at 256 KiB).
+The price: those buffers are fresh zero-filled pages each time, ~20-25 % more CPU per decode in a
+decode-only loop. Operators who prefer throughput over a flat RSS can set MALLOC_MMAP_THRESHOLD_
+(e.g. 33554432).
+
+`configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
+An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
+wins: the operator chose it. Outside glibc (musl, macOS) everything here is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import re
+import threading
+
+log = logging.getLogger(__name__)
+
+# mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+
+ARENA_MAX = 2  # the main arena and one shared by every other thread
+MMAP_THRESHOLD = 256 << 10  # buffers from 256 KiB are mmapped (8 s of audio is 512 KiB)
+TRIM_THRESHOLD = 64 << 20  # heap tops above this go back at free(); the trim loop does the rest
+TRIM_PERIOD_S = 30.0  # malloc_trim also returns free pages inside heaps, not only at the top
+
+_libc: ctypes.CDLL | None = None
+_trimmer: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def _glibc() -> ctypes.CDLL | None:
+    global _libc
+    if _libc is None:
+        try:
+            lib = ctypes.CDLL("libc.so.6")
+            lib.mallopt.argtypes, lib.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+            lib.malloc_trim.argtypes, lib.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        except (OSError, AttributeError):  # not glibc
+            return None
+        _libc = lib
+    return _libc
+
+
+def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
+    """Apply the settings (once per process) and start the periodic trim; False outside glibc."""
+    global _trimmer
+    libc = _glibc()
+    if libc is None:
+        return False
+    with _lock:
+        if _trimmer is not None:
+            return True
+        for env, param, value in (("MALLOC_ARENA_MAX", M_ARENA_MAX, ARENA_MAX),
+                                  ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                                  ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
+            if env not in os.environ and libc.mallopt(param, value) != 1:
+                log.warning("mallopt(%d, %d) failed", param, value)
+        if trim_period_s:
+            _trimmer = threading.Thread(target=_trim_loop, args=(trim_period_s,),
+                                        name="malloc-trim", daemon=True)
+            _trimmer.start()
+        else:
+            _trimmer = threading.current_thread()  # configured, no periodic trim
+    return True
+
+
+def _trim_loop(period: float) -> None:
+    libc = _glibc()
+    assert libc is not None
+    while True:
+        threading.Event().wait(period)
+        libc.malloc_trim(0)
+
+
+def arenas() -> int | None:
+    """How many malloc arenas the process has (from malloc_info); None outside glibc."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    buf, size = ctypes.c_char_p(), ctypes.c_size_t()
+    libc.open_memstream.restype = ctypes.c_void_p
+    libc.open_memstream.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_size_t)]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    libc.free.argtypes = [ctypes.c_void_p]
+    fp = libc.open_memstream(ctypes.byref(buf), ctypes.byref(size))
+    if not fp:
+        return None
+    try:
+        libc.malloc_info(0, fp)
+    finally:
+        libc.fclose(fp)
+    try:
+        xml = ctypes.string_at(buf, size.value).decode("ascii", "replace")
+    finally:
+        libc.free(ctypes.cast(buf, ctypes.c_void_p))
+    return len(re.findall(r"<heap nr=", xml))
