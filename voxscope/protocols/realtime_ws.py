@@ -515,7 +515,7 @@ class RealtimeConnection:
             self._commit(None)
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
-        self._release_all()
+        self._flush_all_items()
         self._emit({"type": "session.finished", "transcript": "".join(self._transcript)})
         await self._close(1000, "session finished")
 
@@ -531,9 +531,9 @@ class RealtimeConnection:
         self._held.setdefault(item, []).append(event)
         if last:
             self._ended.add(item)
-        self._release()
+        self._flush_items()
 
-    def _release(self) -> None:
+    def _flush_items(self) -> None:
         while self._order:
             head = self._order[0]
             for event in self._held.pop(head, []):
@@ -559,12 +559,12 @@ class RealtimeConnection:
         if self._order[0] != item:
             self._held.pop(item, None)
         self._ended.add(item)
-        self._release()
+        self._flush_items()
 
-    def _release_all(self) -> None:
+    def _flush_all_items(self) -> None:
         """Session end: whatever is still held (an item whose decode failed) goes out in order."""
         self._ended.update(self._order)
-        self._release()
+        self._flush_items()
 
     def _error(self, etype: str, code: str, message: str, event_id: str | None = None,
                param: str | None = None) -> None:
