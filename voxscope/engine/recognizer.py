@@ -157,6 +157,8 @@ class _Sentence:
     partial_future: asyncio.Future | None = None
     translation_future: asyncio.Future | None = None
     latest_partial: tuple[int, Transcript, int] | None = None  # (seq, result, audio end)
+    opened_at: float = field(default_factory=time.monotonic)  # wall clock: onset detected
+    speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
 
 
 @dataclass
@@ -193,6 +195,7 @@ class StreamingRecognizer:
         self.last_voice_monotonic = time.monotonic()
         self.done = False  # one-sentence mode reached its sentence count
         self._input_closed = False  # abandon(): no more audio, pending finals still delivered
+        self.on_timing: Callable[[str, float], None] | None = None  # delays, for metrics
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -311,6 +314,7 @@ class StreamingRecognizer:
         neg = max(thr - 0.15, 0.01)  # hysteresis: weaker frames continue speech, don't start it
         if p >= thr or (p >= neg and s.voiced):
             s.speech_end = fe
+            s.speech_end_at = time.monotonic()
             s.voiced = True
             if s.spec_future is not None and s.spec_end is not None and s.spec_end < fe:
                 # Speech resumed: the speculative final is stale; if it has not started, it
@@ -418,6 +422,7 @@ class StreamingRecognizer:
 
     async def _emit_partial(self, s: _Sentence, seq: int, tr: Transcript,
                             audio_end: int) -> None:
+        first = not s.emitted_partial_seq
         s.emitted_partial_seq = seq
         if s.language is None and tr.language_probability >= 0.5:
             s.language = tr.language
@@ -440,6 +445,8 @@ class StreamingRecognizer:
             words=[_result_word(w) for w in words], final=False, language=tr.language,
             stable_chars=stable, segment=s.index)
         self.stats.partials_emitted += 1
+        if first and self.on_timing is not None:
+            self.on_timing("first_partial", time.monotonic() - s.opened_at)
         await self._emit(result)
 
     def _close(self, s: _Sentence, end: int) -> None:
@@ -533,6 +540,8 @@ class StreamingRecognizer:
                 final=True, language=tr.language, stable_chars=0, segment=s.index,
                 translations=translations)
             self.stats.finals_emitted += 1
+            if group is groups[0] and self.on_timing is not None:
+                self.on_timing("final", time.monotonic() - s.speech_end_at)
             self._finals_done += 1
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True
