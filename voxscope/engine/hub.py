@@ -10,6 +10,7 @@ import numpy as np
 
 from voxscope.config import LocalModel, Profile, Settings
 from voxscope.engine.model_store import ModelStore
+from voxscope.engine.observer import EngineObserver
 from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
 from voxscope.engine.recognizer import Boundary, Emit, RecognizerConfig, StreamingRecognizer
 from voxscope.engine.scheduler import InferenceScheduler
@@ -26,6 +27,7 @@ class Engine:
         self.vad = SileroVad(self.store.silero_vad_path())
         self._schedulers: dict[str, InferenceScheduler] = {}
         self._lock = threading.Lock()
+        self.observer = EngineObserver()  # replaced by the service layer's metrics
 
     def local_model(self, name: str) -> LocalModel:
         # A profile may name a configured model or give a bundled name / folder directly.
@@ -42,6 +44,8 @@ class Engine:
                                          cpu_threads=self.settings.cpu_threads)
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
                                            max_wait_s=self.settings.batch_wait_ms / 1000)
+                # Read self.observer at call time: it may be replaced after the model loads.
+                sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
             return sched
 
@@ -51,7 +55,9 @@ class Engine:
 
     def recognizer(self, profile: Profile, config: RecognizerConfig, emit: Emit,
                    boundary: Boundary | None = None) -> StreamingRecognizer:
-        return StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit, boundary)
+        rec = StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit, boundary)
+        rec.on_timing = lambda kind, s, m=profile.name: self.observer.timing(m, kind, s)
+        return rec
 
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions) -> list[Sentence]:
         """Blocking whole-buffer transcription (call from a worker thread)."""

@@ -167,6 +167,8 @@ class _Sentence:
     translated_text: str = ""  # the preview text it was asked for
     provisional: dict[str, Translation] = field(default_factory=dict)
     provisional_seq: int = 0
+    opened_at: float = field(default_factory=time.monotonic)  # wall clock: onset detected
+    speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
 
 
 @dataclass
@@ -203,6 +205,7 @@ class StreamingRecognizer:
         self.last_voice_monotonic = time.monotonic()
         self.done = False  # one-sentence mode reached its sentence count
         self._input_closed = False  # abandon(): no more audio, pending finals still delivered
+        self.on_timing: Callable[[str, float], None] | None = None  # delays, for metrics
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -321,6 +324,7 @@ class StreamingRecognizer:
         neg = max(thr - 0.15, 0.01)  # hysteresis: weaker frames continue speech, don't start it
         if p >= thr or (p >= neg and s.voiced):
             s.speech_end = fe
+            s.speech_end_at = time.monotonic()
             s.voiced = True
             if s.spec_future is not None and s.spec_end is not None and s.spec_end < fe:
                 # Speech resumed: the speculative final is stale; if it has not started, it
@@ -428,6 +432,7 @@ class StreamingRecognizer:
 
     async def _emit_partial(self, s: _Sentence, seq: int, tr: Transcript,
                             audio_end: int) -> None:
+        first = not s.emitted_partial_seq
         s.emitted_partial_seq = seq
         if s.language is None and tr.language_probability >= 0.5:
             s.language = tr.language
@@ -453,6 +458,8 @@ class StreamingRecognizer:
         self.stats.partials_emitted += 1
         if self._open is s:
             self._maybe_translate(s, audio_end, result.text)
+        if first and self.on_timing is not None:
+            self.on_timing("first_partial", time.monotonic() - s.opened_at)
         await self._emit(result)
 
     def _translation_key(self, s: _Sentence) -> tuple[int, int, str]:
@@ -594,6 +601,8 @@ class StreamingRecognizer:
                 final=True, language=tr.language, stable_chars=0, segment=s.index,
                 translations=translations)
             self.stats.finals_emitted += 1
+            if group is groups[0] and self.on_timing is not None:
+                self.on_timing("final", time.monotonic() - s.speech_end_at)
             self._finals_done += 1
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -69,6 +70,8 @@ class InferenceScheduler:
         self._cond = threading.Condition()
         self._closed = False
         self._seq = itertools.count()
+        # (audio seconds, decode seconds, [(priority, queue wait)]) per decoded batch (metrics)
+        self.on_decoded: Callable[[float, float, list[tuple[str, float]]], None] | None = None
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
         self._thread.start()
 
@@ -199,6 +202,7 @@ class InferenceScheduler:
                 self.stats.last_batch_size = len(batch)
             self.stats.decoded += len(batch)
             done = time.monotonic()
+            self._report(batch, start, done)
             for req, res in zip(batch, results, strict=True):
                 latency = done - req.submitted
                 if req.priority == Priority.FINAL:
@@ -207,3 +211,13 @@ class InferenceScheduler:
                     self.stats.partial_latency_ema_s = (0.8 * self.stats.partial_latency_ema_s
                                                         + 0.2 * latency)
                 req.future.set_result(res)
+
+    def _report(self, batch: list[_Request], start: float, done: float) -> None:
+        if self.on_decoded is None:
+            return
+        try:
+            audio_s = sum(r.audio.size for r in batch) / 16000
+            self.on_decoded(audio_s, done - start,
+                            [(r.priority.name.lower(), start - r.submitted) for r in batch])
+        except Exception:  # metrics must never stop the worker every session depends on
+            log.exception("reporting a decode batch failed")

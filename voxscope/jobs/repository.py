@@ -195,3 +195,11 @@ class TaskRepository:
                 if res.rowcount:
                     won.append(task_id)
         return won
+
+    # -- metrics --------------------------------------------------------------------------------
+    def counts_by_state(self) -> dict[tuple[str, str], int]:
+        """How many tasks are in each (status, model): one grouped count over indexed columns."""
+        with self.db.session() as s:
+            rows = s.execute(select(Task.status, Task.model, func.count())
+                             .group_by(Task.status, Task.model)).all()
+        return {(status, model): n for status, model, n in rows}

@@ -239,6 +239,7 @@ class InferenceConnection:
     async def _run_task(self, msg: dict[str, Any], task_id: str) -> None:
         if self.task is not None:
             # The running task goes on; only the newcomer is refused.
+            self.rt.metrics.refused("inference", errors.PROTOCOL_ERROR)
             await self._send(_event(task_id, "task-failed", {}, error_code=errors.PROTOCOL_ERROR,
                                     error_message="a task is already running on this "
                                                   "connection; send finish-task first"))
@@ -273,7 +274,7 @@ class InferenceConnection:
         task.recognizer = self.rt.engine.recognizer(req.profile, req.recognizer,
                                                     self._emitter(task), boundary)
         self.task = task
-        self.rt.metrics.active_tasks.inc()
+        self.rt.metrics.session_started("inference", req.profile.name)
         await self._send(_event(req.task_id, "task-started", {}))
         task.watchdog = asyncio.create_task(self._watch(task))
 
@@ -455,6 +456,7 @@ class InferenceConnection:
     async def _fail_connection(self, code: str, message: str, task_id: str = "") -> None:
         """task-failed, then close: a failed connection is not reused (DashScope behaviour)."""
         log.info("task %s failed: %s: %s", task_id or "-", code, message)
+        self.rt.metrics.refused("inference", code)
         await self._send(_event(task_id, "task-failed", {}, error_code=code, error_message=message))
         await self._end_task()
         await self._close(1000, code)
@@ -476,4 +478,4 @@ class InferenceConnection:
             task.recognizer.close()
         task.decoder.close()
         task.slot.release()
-        self.rt.metrics.active_tasks.dec()
+        self.rt.metrics.session_ended("inference", task.req.profile.name)

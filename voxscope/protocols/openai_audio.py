@@ -128,6 +128,7 @@ async def _handle(request: Request, task: str) -> Response:
     try:
         return await _serve(request, task)
     except ServiceError as exc:
+        request.app.state.runtime.metrics.refused("openai", exc.code)
         return render(exc)
 
 

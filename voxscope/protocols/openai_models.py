@@ -29,6 +29,7 @@ async def list_models(request: Request) -> JSONResponse:
     try:
         rt.keys.authenticate(request.headers)
     except ServiceError as exc:
+        rt.metrics.refused("openai", exc.code)
         return render(exc)
 
     def entries() -> list[dict]:

@@ -230,8 +230,8 @@ class RealtimeConnection:
         except ServiceError as exc:
             await self._fatal(wire_code(exc), exc.message)
             return False
-        self.rt.metrics.active_tasks.inc()
         self.profile = profile
+        self.rt.metrics.session_started("realtime", profile.name)
         self.languages = self.rt.engine.languages(profile)
         self.cfg.sample_rate = 16000 if profile.accepts_rate(16000) else RATES[0]
         self.cfg.fmt = "pcm16"
@@ -251,7 +251,7 @@ class RealtimeConnection:
         if self._slot is not None:
             slot, self._slot = self._slot, None
             slot.release()
-            self.rt.metrics.active_tasks.dec()
+            self.rt.metrics.session_ended("realtime", self.profile.name if self.profile else "")
 
     async def _loop(self) -> None:
         idle = self.rt.settings.idle_timeout_s
@@ -569,6 +569,7 @@ class RealtimeConnection:
     def _error(self, etype: str, code: str, message: str, event_id: str | None = None,
                param: str | None = None) -> None:
         log.info("realtime session %s: %s %s", self.session_id, code, message)
+        self.rt.metrics.refused("realtime", code)
         self._emit({"type": "error", "error": {"type": etype, "code": code, "message": message,
                                                "param": param, "event_id": event_id}})
 

@@ -15,6 +15,7 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.json_body import BodyTooLarge, has_body, is_json_type, read_capped
 from voxscope.protocols.json_body import loads as json_loads
+from voxscope.service.metrics import wire_of
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _refused(request: Request, exc: ServiceError) -> JSONResponse:
+        _count(request, exc.code)
         return error_response(exc.http_status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        _count(request, errors.INVALID_PARAMETER)
         where = ".".join(str(x) for x in first.get("loc", ()))
         return error_response(400, errors.INVALID_PARAMETER,
                               f"{where}: {first.get('msg', 'invalid request')}".strip(": "))
@@ -88,4 +91,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: errors.INVALID_API_KEY, 404: "NotFound", 405: "MethodNotAllowed"}.get(
             exc.status_code, errors.INVALID_PARAMETER)
+        _count(request, code)
         return error_response(exc.status_code, code, str(exc.detail))
+
+
+def _count(request: Request, code: str) -> None:
+    """Every REST error answer is a refusal by code in /metrics."""
+    rt = getattr(request.app.state, "runtime", None)
+    if rt is not None:
+        rt.metrics.refused(wire_of("http", request.url.path), code)

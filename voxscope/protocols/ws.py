@@ -12,6 +12,7 @@ from starlette.websockets import WebSocket
 from voxscope.errors import ServiceError
 from voxscope.protocols.errors import error_response
 from voxscope.service.auth import Principal
+from voxscope.service.metrics import wire_of
 from voxscope.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ async def accept(rt: Runtime, ws: WebSocket) -> Principal | None:
     try:
         principal = rt.keys.authenticate(ws.headers)
     except ServiceError as exc:
+        rt.metrics.refused(wire_of("websocket", ws.url.path), exc.code)
         await deny(ws, exc.http_status, exc.code, exc.message)
         return None
     await ws.accept()

@@ -20,6 +20,7 @@ from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
 from voxscope.server.guards import Guard
 from voxscope.service.auth import bearer_key
+from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE
 from voxscope.service.runtime import Runtime
 from voxscope.web.routes import install_console
 
@@ -36,7 +37,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if rt.settings.workers > 0:
             rt.tasks.start_workers(rt.settings.workers)
         sweeper = asyncio.create_task(_sweep_uploads(rt))
+        app.state.ready = True  # models loaded: /health/ready may send traffic here
         yield
+        app.state.ready = False
         sweeper.cancel()
         rt.tasks.stop()
         rt.engine.close()
@@ -44,6 +47,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
     app.state.runtime = rt
+    app.state.ready = False
     drain = rt.drain
     app.add_middleware(Guard, settings=rt.settings, keys=rt.keys, drain=drain)
     install_error_handlers(app)
@@ -66,12 +70,35 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         async with drain.session(lambda: True, conn.shutdown):
             await conn.run()
 
+    def lifecycle() -> str:
+        if drain.draining:
+            return "draining"
+        return "ok" if app.state.ready else "starting"
+
+    @app.get("/health/live")
+    async def health_live() -> dict:
+        return {"status": "ok"}  # the process serves requests (also while draining)
+
+    @app.get("/health/ready")
+    async def health_ready() -> JSONResponse:
+        # What a load balancer / readiness probe asks: may new sessions be sent here?
+        status = lifecycle()
+        ready = status == "ok"
+        return JSONResponse(status_code=200 if ready else 503,
+                            content={"status": "ready" if ready else status, "ready": ready})
+
     @app.get("/health")
-    async def health(request: Request) -> dict:
+    async def health(request: Request) -> JSONResponse:
+        status = lifecycle()
+        if drain.draining:  # 503 like every request refused while draining, but says so
+            return JSONResponse(status_code=503, content={
+                "request_id": "", "code": SHUTDOWN_CODE, "message": SHUTDOWN_MESSAGE,
+                "status": status, "ready": False})
         if rt.keys.enabled and not rt.keys.allows(bearer_key(request.headers)):
-            return {"status": "ok"}  # liveness only: internals need a key
-        return {
-            "status": "ok",
+            return JSONResponse({"status": "ok"})  # liveness only: internals need a key
+        return JSONResponse({
+            "status": status,
+            "ready": status == "ok",
             "version": __version__,
             "auth": "api-key" if rt.keys.enabled else "open (no keys configured)",
             "active_tasks": rt.capacity.active,
@@ -80,7 +107,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "models": {name: {"path": str(s.backend.model_path), "queue": s.queue_depth,
                               "decoded": s.stats.decoded, "batches": s.stats.batches}
                        for name, s in rt.engine.schedulers.items()},
-        }
+        })
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -90,7 +117,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         m.busy_seconds.set(sum(s.stats.busy_seconds for s in scheds))
         m.queue_wait.set(max((s.stats.max_queue_wait_seconds for s in scheds), default=0.0))
         m.malloc_arenas.set(allocator.arenas() or 0)
-        return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
+        # Off the event loop: a scrape counts file tasks in the database.
+        body = await asyncio.to_thread(generate_latest, m.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception) -> JSONResponse:

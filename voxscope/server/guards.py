@@ -5,7 +5,8 @@
   `Origin` must be same-origin (SDK clients send none; browsers always send one cross-site).
 - Links handed out are built by `protocols.hosts.link_base` from the same checked Host.
 - With keys configured, /docs, /redoc and /openapi.json need a key like the API.
-- While the server drains for shutdown, new requests and upgrades get 503 ServiceUnavailable.
+- While the server drains for shutdown, new requests and upgrades get 503 ServiceUnavailable;
+  health and metrics still answer (they report the drain to load balancers and operators).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from voxscope.protocols.hosts import host_checked, same_origin
 from voxscope.protocols.ws import install_log_filter, refusals
 from voxscope.service.auth import KeyChecker, bearer_key
 from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE, Drain
+from voxscope.service.metrics import wire_of
 
 ACCESS_DENIED = "AccessDenied"
 DOC_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+OPERATOR_PATHS = ("/health", "/health/live", "/health/ready", "/metrics")  # answer while draining
 
 def _body(code: str, message: str) -> bytes:
     return json.dumps({"request_id": str(uuid.uuid4()), "code": code,
@@ -33,6 +36,10 @@ def _body(code: str, message: str) -> bytes:
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str,
                   message: str) -> None:
     body = _body(code, message)
+    app = scope.get("app")  # the app Starlette serves (set before middleware runs)
+    rt = getattr(getattr(app, "state", None), "runtime", None)
+    if rt is not None:
+        rt.metrics.refused(wire_of(scope["type"], scope.get("path", "")), code)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if scope["type"] == "websocket":
         refusals.note(scope.get("path", ""), status, code)
@@ -69,7 +76,7 @@ class Guard:
 
     def _check(self, scope: Scope) -> tuple[int, str, str] | None:
         headers = Headers(scope=scope)
-        if self.drain.draining:
+        if self.drain.draining and scope.get("path") not in OPERATOR_PATHS:
             return 503, SHUTDOWN_CODE, SHUTDOWN_MESSAGE
         if not self.keys.enabled:
             host = headers.get("host")

@@ -42,3 +42,9 @@ class Runtime:
                    tasks=TaskService(settings, db, engine),
                    vocabularies=VocabularyStore(db, settings.max_vocabularies))
 
+    def __post_init__(self) -> None:
+        # Metrics: the engine's timings, and what /metrics reads when it is scraped.
+        self.engine.observer = self.metrics
+        self.metrics.watch(
+            lambda: {name: s.queue_depth for name, s in self.engine.schedulers.items()},
+            self.tasks.repo.counts_by_state)
