@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SR = 16000
 PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Whisper hears silence
+CUT_SEARCH_S = 8.0  # a forced cut (window full) ends the sentence at the best pause this far back
 
 
 @dataclass
@@ -178,6 +180,9 @@ class StreamingRecognizer:
         self._segments = 0
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
+        # (frame start, speech probability) of the last CUT_SEARCH_S: where a forced cut may go
+        self._recent: deque[tuple[int, float]] = deque(maxlen=int(CUT_SEARCH_S * SR)
+                                                       // FRAME_SAMPLES)
         self._run_start: int | None = None
         self._open: _Sentence | None = None
         self._last_closed_end = 0
@@ -290,6 +295,7 @@ class StreamingRecognizer:
         thr = cfg.vad_threshold
         if p >= thr:
             self.last_voice_monotonic = time.monotonic()
+        self._recent.append((fs, p))
         s = self._open
         if s is None:
             if p >= thr:
@@ -334,7 +340,41 @@ class StreamingRecognizer:
             self._close(s, s.spec_end if s.spec_end and s.spec_end >= s.speech_end
                         else s.speech_end + tail)
         elif fe - s.start >= int(cfg.max_sentence_s * SR):
-            self._close(s, fe)
+            self._force_cut(s, fe)
+
+    def _force_cut(self, s: _Sentence, fe: int) -> None:
+        """The sentence fills Whisper's window: end it at the best pause of its last seconds and
+        carry the audio after that pause into a new sentence. Cutting at `fe` itself would split
+        speech, and Whisper drops the unfinished words at a window's edge (lost from both sides)."""
+        cut = self._best_pause(s.start + self._ms(1000), fe)
+        self._close(s, cut)
+        if s.speech_end <= cut or self.done:
+            return  # nothing said after the cut: the next onset opens a sentence as usual
+        self._segments += 1
+        self._open = _Sentence(start=cut, speech_end=s.speech_end, voiced=s.voiced,
+                               last_partial_end=cut, language=self._stream_language,
+                               index=self._segments)
+        if self._boundary is not None:
+            self._boundary("start", self._segments, int(cut * 1000 / SR))
+
+    def _best_pause(self, earliest: int, fe: int) -> int:
+        """Where to cut before `fe`: the middle of the longest run of non-speech frames of the
+        last CUT_SEARCH_S (the latest of equals), else the least speech-like frame."""
+        frames = [(fs, p) for fs, p in self._recent if fs >= earliest]
+        if not frames:
+            return fe
+        thr = self.config.vad_threshold
+        best: tuple[int, int] | None = None  # (length, start frame index in `frames`)
+        run = 0
+        for i, (_, p) in enumerate(frames):
+            run = run + 1 if p < thr else 0
+            if run and (best is None or run >= best[0]):
+                best = (run, i - run + 1)
+        if best is None:
+            fs, _ = min(reversed(frames), key=lambda f: f[1])
+            return fs + FRAME_SAMPLES // 2
+        length, first = best
+        return frames[first][0] + length * FRAME_SAMPLES // 2
 
     # -- decodes --------------------------------------------------------------------------------
     def _final_options(self, s: _Sentence) -> DecodeOptions:
