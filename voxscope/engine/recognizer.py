@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 SR = 16000
 PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Whisper hears silence
+# A sentence this short is decoded with the audio before it as context, and only its own words
+# kept: alone ("Ever failed.", 1.1 s) Whisper has too little to go on and invents a sentence
+# ("Have a great day!"); padding it with silence does not help, real preceding speech does.
+SHORT_SENTENCE_S = 2.0
+CONTEXT_AUDIO_S = 2.0
 CUT_SEARCH_S = 8.0  # a forced cut (window full) ends the sentence at the best pause this far back
 
 
@@ -159,6 +164,7 @@ class _Sentence:
     partial_future: asyncio.Future | None = None
     translation_future: asyncio.Future | None = None
     latest_partial: tuple[int, Transcript, int] | None = None  # (seq, result, audio end)
+    lead: int = 0  # samples of context audio before `start` in the final decode's window
 
 
 @dataclass
@@ -383,6 +389,13 @@ class StreamingRecognizer:
                              task=cfg.task, beam_size=cfg.final_beam, full_window=True,
                              word_timestamps=True, prompt=cfg.prompt, hotwords=cfg.hotwords)
 
+    def _final_audio(self, s: _Sentence, end: int) -> np.ndarray:
+        """The audio of a final decode: the sentence, after some context audio if it is short."""
+        s.lead = 0
+        if end - s.start < self._ms(SHORT_SENTENCE_S * 1000):
+            s.lead = max(min(self._ms(CONTEXT_AUDIO_S * 1000), s.start - self._buf.start), 0)
+        return self._buf.slice(s.start - s.lead, end)
+
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
                 key: object | None = None, first: bool = False) -> asyncio.Future:
         return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key, first))
@@ -391,7 +404,7 @@ class StreamingRecognizer:
         if s.spec_future is not None and not s.spec_future.done():
             s.spec_future.cancel()  # stale: more speech arrived since
         s.spec_end = end
-        s.spec_future = self._submit(self._buf.slice(s.start, end), self._final_options(s),
+        s.spec_future = self._submit(self._final_audio(s, end), self._final_options(s),
                                      Priority.FINAL)
         if self._boundary is not None:
             self._boundary("pause", s.index, int(s.speech_end * 1000 / SR))
@@ -504,7 +517,7 @@ class StreamingRecognizer:
             if s.spec_future is not None:
                 s.spec_future.cancel()
                 self.stats.speculative_misses += 1
-            fut = self._submit(self._buf.slice(s.start, end), self._final_options(s),
+            fut = self._submit(self._final_audio(s, end), self._final_options(s),
                                Priority.FINAL)
         if self.config.translate_to:
             # Translation decodes the same audio with Whisper's translate task, in parallel.
@@ -545,8 +558,16 @@ class StreamingRecognizer:
             return
         if tr.language_probability >= 0.5 and self.config.language is None:
             self._stream_language = tr.language
-        offset = s.start / SR
-        words = finalize_words([w.shifted(offset) for w in tr.words], tr.language,
+        offset = (s.start - s.lead) / SR
+        # Words of the context audio belong to the sentence before (already delivered).
+        own = [w for w in tr.words if (w.start + w.end) / 2 >= s.lead / SR]
+        if s.lead and own and own[0].text[:1].islower() and own[0].text[:1].upper() != \
+                own[0].text[:1]:
+            # It was decoded as the middle of a sentence; on its own it starts one.
+            first = own[0]
+            cap = first.text[:1].upper() + first.text[1:]
+            own[0] = replace(first, text=cap, raw=first.raw.replace(first.text, cap, 1))
+        words = finalize_words([w.shifted(offset) for w in own], tr.language,
                                simplified=True, remove_fillers=self.config.remove_disfluencies,
                                punctuation=self.config.punctuation)
         words = apply_hotwords(words, self.config.hotwords)
@@ -624,6 +645,7 @@ class StreamingRecognizer:
         else:
             keep = self._buf.end - self._ms(self.config.preroll_ms + self.config.min_speech_ms
                                             + 200)
+        keep -= self._ms(CONTEXT_AUDIO_S * 1000)  # context for a short sentence's final
         self._buf.trim(min(keep, self._buf.end))
 
 
