@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 
 SR = 16000
 PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Whisper hears silence
+# A sentence this short is decoded with the audio before it as context, and only its own words
+# kept: alone ("Ever failed.", 1.1 s) Whisper has too little to go on and invents a sentence
+# ("Have a great day!"); padding it with silence does not help, real preceding speech does.
+SHORT_SENTENCE_S = 2.0
+CONTEXT_AUDIO_S = 2.0
+CUT_SEARCH_S = 8.0  # a forced cut (window full) ends the sentence at the best pause this far back
 
 
 @dataclass
@@ -169,6 +175,7 @@ class _Sentence:
     provisional_seq: int = 0
     opened_at: float = field(default_factory=time.monotonic)  # wall clock: onset detected
     speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
+    lead: int = 0  # samples of context audio before `start` in the final decode's window
 
 
 @dataclass
@@ -190,6 +197,9 @@ class StreamingRecognizer:
         self._segments = 0
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
+        # (frame start, speech probability) of the last CUT_SEARCH_S: where a forced cut may go
+        self._recent: deque[tuple[int, float]] = deque(maxlen=int(CUT_SEARCH_S * SR)
+                                                       // FRAME_SAMPLES)
         self._run_start: int | None = None
         self._open: _Sentence | None = None
         self._last_closed_end = 0
@@ -303,6 +313,7 @@ class StreamingRecognizer:
         thr = cfg.vad_threshold
         if p >= thr:
             self.last_voice_monotonic = time.monotonic()
+        self._recent.append((fs, p))
         s = self._open
         if s is None:
             if p >= thr:
@@ -348,7 +359,41 @@ class StreamingRecognizer:
             self._close(s, s.spec_end if s.spec_end and s.spec_end >= s.speech_end
                         else s.speech_end + tail)
         elif fe - s.start >= int(cfg.max_sentence_s * SR):
-            self._close(s, fe)
+            self._force_cut(s, fe)
+
+    def _force_cut(self, s: _Sentence, fe: int) -> None:
+        """The sentence fills Whisper's window: end it at the best pause of its last seconds and
+        carry the audio after that pause into a new sentence. Cutting at `fe` itself would split
+        speech, and Whisper drops the unfinished words at a window's edge (lost from both sides)."""
+        cut = self._best_pause(s.start + self._ms(1000), fe)
+        self._close(s, cut)
+        if s.speech_end <= cut or self.done:
+            return  # nothing said after the cut: the next onset opens a sentence as usual
+        self._segments += 1
+        self._open = _Sentence(start=cut, speech_end=s.speech_end, voiced=s.voiced,
+                               last_partial_end=cut, language=self._stream_language,
+                               index=self._segments)
+        if self._boundary is not None:
+            self._boundary("start", self._segments, int(cut * 1000 / SR))
+
+    def _best_pause(self, earliest: int, fe: int) -> int:
+        """Where to cut before `fe`: the middle of the longest run of non-speech frames of the
+        last CUT_SEARCH_S (the latest of equals), else the least speech-like frame."""
+        frames = [(fs, p) for fs, p in self._recent if fs >= earliest]
+        if not frames:
+            return fe
+        thr = self.config.vad_threshold
+        best: tuple[int, int] | None = None  # (length, start frame index in `frames`)
+        run = 0
+        for i, (_, p) in enumerate(frames):
+            run = run + 1 if p < thr else 0
+            if run and (best is None or run >= best[0]):
+                best = (run, i - run + 1)
+        if best is None:
+            fs, _ = min(reversed(frames), key=lambda f: f[1])
+            return fs + FRAME_SAMPLES // 2
+        length, first = best
+        return frames[first][0] + length * FRAME_SAMPLES // 2
 
     # -- decodes --------------------------------------------------------------------------------
     def _final_options(self, s: _Sentence) -> DecodeOptions:
@@ -356,6 +401,13 @@ class StreamingRecognizer:
         return DecodeOptions(language=cfg.language, allowed_languages=cfg.allowed_languages,
                              task=cfg.task, beam_size=cfg.final_beam, full_window=True,
                              word_timestamps=True, prompt=cfg.prompt, hotwords=cfg.hotwords)
+
+    def _final_audio(self, s: _Sentence, end: int) -> np.ndarray:
+        """The audio of a final decode: the sentence, after some context audio if it is short."""
+        s.lead = 0
+        if end - s.start < self._ms(SHORT_SENTENCE_S * 1000):
+            s.lead = max(min(self._ms(CONTEXT_AUDIO_S * 1000), s.start - self._buf.start), 0)
+        return self._buf.slice(s.start - s.lead, end)
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
                 key: object | None = None, first: bool = False) -> asyncio.Future:
@@ -365,7 +417,7 @@ class StreamingRecognizer:
         if s.spec_future is not None and not s.spec_future.done():
             s.spec_future.cancel()  # stale: more speech arrived since
         s.spec_end = end
-        s.spec_future = self._submit(self._buf.slice(s.start, end), self._final_options(s),
+        s.spec_future = self._submit(self._final_audio(s, end), self._final_options(s),
                                      Priority.FINAL)
         if self._boundary is not None:
             self._boundary("pause", s.index, int(s.speech_end * 1000 / SR))
@@ -506,7 +558,7 @@ class StreamingRecognizer:
             return  # the previous sentence's final is not out yet: keep the order
         # A result of its own, so a listener sees the translation grow (translation-only tasks
         # have nothing else to show until the final).
-        await self._emit(dataclasses.replace(s.last_result, translations=dict(s.provisional)))
+        await self._emit(replace(s.last_result, translations=dict(s.provisional)))
 
     def _close(self, s: _Sentence, end: int) -> None:
         if self._open is s:
@@ -532,7 +584,7 @@ class StreamingRecognizer:
             if s.spec_future is not None:
                 s.spec_future.cancel()
                 self.stats.speculative_misses += 1
-            fut = self._submit(self._buf.slice(s.start, end), self._final_options(s),
+            fut = self._submit(self._final_audio(s, end), self._final_options(s),
                                Priority.FINAL)
         if self.config.translate_to:
             # Translation decodes the same audio with Whisper's translate task, in parallel.
@@ -573,8 +625,16 @@ class StreamingRecognizer:
             return
         if tr.language_probability >= 0.5 and self.config.language is None:
             self._stream_language = tr.language
-        offset = s.start / SR
-        words = finalize_words([w.shifted(offset) for w in tr.words], tr.language,
+        offset = (s.start - s.lead) / SR
+        # Words of the context audio belong to the sentence before (already delivered).
+        own = [w for w in tr.words if (w.start + w.end) / 2 >= s.lead / SR]
+        if s.lead and own and own[0].text[:1].islower() and own[0].text[:1].upper() != \
+                own[0].text[:1]:
+            # It was decoded as the middle of a sentence; on its own it starts one.
+            first = own[0]
+            cap = first.text[:1].upper() + first.text[1:]
+            own[0] = replace(first, text=cap, raw=first.raw.replace(first.text, cap, 1))
+        words = finalize_words([w.shifted(offset) for w in own], tr.language,
                                simplified=True, remove_fillers=self.config.remove_disfluencies,
                                punctuation=self.config.punctuation)
         words = apply_hotwords(words, self.config.hotwords)
@@ -654,6 +714,7 @@ class StreamingRecognizer:
         else:
             keep = self._buf.end - self._ms(self.config.preroll_ms + self.config.min_speech_ms
                                             + 200)
+        keep -= self._ms(CONTEXT_AUDIO_S * 1000)  # context for a short sentence's final
         self._buf.trim(min(keep, self._buf.end))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import ctranslate2
@@ -28,6 +29,7 @@ from faster_whisper.transcribe import (
     get_suppressed_tokens,
     merge_punctuations,
 )
+from rapidfuzz.distance import Levenshtein
 
 from voxscope.engine.hotwords import decoder_prompt, hotwords_for
 from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, to_simplified
@@ -48,6 +50,10 @@ LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 FALLBACK_TEMPERATURES = (0.4, 0.8)
 TAIL_MIN_S = 1.0  # unexplained audio after Whisper's last timestamp worth a second look
+# A window this short decoded with hot words in its prompt is also decoded without them: on little
+# audio the prompt can outweigh the speech (hot words or digit runs "２２２" appear from nowhere).
+SHORT_PROMPT_S = 4.0
+PROMPT_AGREEMENT = 0.6  # least similarity of the two results for the prompted one to stand
 
 
 class WhisperBackend:
@@ -128,6 +134,10 @@ class WhisperBackend:
                 tr = self._fallback(enc, b, batch.shape[0], tokenizers[b], prompts[b], tr,
                                     langs[b], lang_probs[b], duration)
             tr = self._guard(tr)
+            if (full and duration < SHORT_PROMPT_S and depth == 0
+                    and hotwords_for(opts.hotwords, langs[b])):
+                tr = self._without_hotwords(enc, b, batch.shape[0], tokenizers[b], opts, beam, tr,
+                                            langs[b], lang_probs[b], duration)
             out.append(tr)
             if full and depth == 0 and tr.tokens and duration - tr.last_time > TAIL_MIN_S:
                 tails.append((b, tr.last_time))
@@ -296,6 +306,22 @@ class WhisperBackend:
             last_time = duration  # output ran to the end without a closing timestamp
         return out, last_time
 
+    def _without_hotwords(self, enc, b: int, batch_size: int, tok: Tokenizer, opts: DecodeOptions,
+                          beam: int, prompted: Transcript, lang: str, lang_prob: float,
+                          duration: float) -> Transcript:
+        """The hot-word-prompted result of a short window if it says what the audio says without
+        the prompt (a few letters changed towards a hot word); else the unprompted result, which
+        the near-miss correction (apply_hotwords) still biases afterwards."""
+        sub = enc if batch_size == 1 else _select(enc, [b])
+        prompt = self._prompt(tok, replace(opts, hotwords=()))
+        res = self._generate(sub, [prompt], [tok], beam)[0]
+        plain = self._guard(self._parse(res, tok, lang, lang_prob, duration))
+        p, u = _letters(prompted.text), _letters(plain.text)
+        if p == u or (u and p and len(p) <= len(u) + max(1, len(u) // 5)
+                      and Levenshtein.normalized_similarity(p, u) >= PROMPT_AGREEMENT):
+            return prompted
+        return plain
+
     @staticmethod
     def _degenerate(tr: Transcript) -> bool:
         if tr.empty:
@@ -391,6 +417,11 @@ def _merge_punctuation(pieces: list[str]) -> list[str]:
         else:
             out.append(carry)
     return out
+
+
+def _letters(text: str) -> str:
+    """What a transcript says, for comparing two: letters and digits only, lower case."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def _select(enc: ctranslate2.StorageView, idxs: list[int]) -> ctranslate2.StorageView:

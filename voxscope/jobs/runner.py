@@ -15,6 +15,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from voxscope.audio.file_decoder import iter_file_chunks, probe_audio
 from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.hub import Engine
-from voxscope.engine.offline import OfflineOptions
+from voxscope.engine.offline import OfflineOptions, context_of
+from voxscope.engine.vad import FRAME_SAMPLES
 from voxscope.errors import ServiceError
 from voxscope.inputs import materialize
 from voxscope.jobs import results
@@ -212,9 +214,16 @@ class TaskRunner:
         state = {"seq": seq, "from": offset, "pending": [], "samples": 0, "reported": offset}
         self.repo.set_progress(task_id, self.worker_id, offset)  # a new file starts from its own 0
         cap = self.settings.max_async_seconds
+        # Resume on the file's VAD frame grid and with the text before the resume point as the
+        # decoder's context, so the rest decodes exactly as in an uninterrupted run.
+        resume = int(round(offset * SR))
+        lead = resume % FRAME_SAMPLES
+        opts = replace(opts, skip_samples=lead,
+                       previous_text=context_of(s["text"] for s in sentences))
+        offset = (resume - lead) / SR
 
         def audio() -> Iterator[np.ndarray]:
-            skip = int(round(offset * SR))
+            skip = resume - lead
             for block in iter_file_chunks(path, DECODE_BLOCK_S, channel=pick):
                 if skip:
                     if block.size <= skip:
