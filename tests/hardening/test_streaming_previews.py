@@ -34,7 +34,7 @@ from tests.gummy.gummy_helpers import (
 from tests.protocols.inference_helpers import Recorder as RecognitionRecorder
 from tests.protocols.inference_helpers import check_sentence, start_recognition, wait_for
 from tests.protocols.inference_helpers import send_stream as send_recognition
-from tests.support import ServerProcess, clip_pcm, sdk_at
+from tests.support import ServerProcess, clip_pcm
 
 WAIT_S = float(os.environ.get("VOXSCOPE_TEST_WAIT_S", "180"))
 GUMMY = "gummy-realtime-v1"
@@ -52,11 +52,7 @@ def server():
     yield srv
     srv.stop()
 
-
-@pytest.fixture()
-def dashscope_at(server):
-    with sdk_at(server) as dashscope:
-        yield dashscope
+# `dashscope_at` (tests/conftest.py) points the SDK at this module's `server`.
 
 
 def _provisional(c: Call) -> bool:
