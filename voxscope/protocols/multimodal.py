@@ -152,7 +152,7 @@ async def generation(request: Request) -> Response:
     body = await json_body(request)
     rt: Runtime = request.app.state.runtime
     req = await run_in_threadpool(parse_request, rt, body)
-    check_upload_owner(rt.signer, req.audio, owner)
+    check_upload_owner(rt, req.audio, owner)
     stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
     slot = rt.capacity.slot()
     try:

@@ -126,7 +126,7 @@ async def submit(request: Request) -> JSONResponse:
     profile = resolve_profile(rt.settings, body.get("model"), FILE_KINDS)
     urls = _urls(profile, section(body, "input"), rt.settings)
     for url in urls:
-        check_upload_owner(rt.signer, url, owner)
+        check_upload_owner(rt, url, owner)
     options = await _options(request, owner, profile, section(body, "parameters"), body)
     task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name, profile.file_form,
                                       urls, {"options": options})

@@ -43,6 +43,7 @@ from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.hosts import link_base
 from voxscope.protocols.rest import caller, ok
+from voxscope.service.runtime import Runtime
 from voxscope.storage.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -122,18 +123,26 @@ def owner_tag(signer: Signer, owner: str) -> str:
     return signer.signature(_OWNER_CONTEXT + owner)[:32]
 
 
-def check_upload_owner(signer: Signer, ref: str, owner: str) -> None:
+def check_upload_owner(rt: Runtime, ref: str, owner: str) -> None:
     """Refuse an `oss://` reference to a file uploaded under another API key (other refs pass).
 
-    Decided from the key alone, before any file is looked at, so a refusal says nothing about
-    whether the file exists."""
+    A malformed key or one naming no stored file passes here: the input layer then answers
+    `FileUrl` / `FileNotFound` as for any caller. Upload folders hold a random uuid, so the
+    existence of someone else's file cannot be probed by guessing."""
     if not isinstance(ref, str) or ref.strip()[:6].lower() != "oss://":
         return
-    parts = ref.strip()[6:].split("/")
-    if len(parts) < 3 or parts[0] != UPLOAD_ROOT or not hmac.compare_digest(
-            parts[1], owner_tag(signer, owner)):
-        raise ProtocolError(ACCESS_DENIED, "the oss:// file was not uploaded with this API key; "
-                                           "upload it with the key that uses it", 403)
+    key = ref.strip()[6:]
+    parts = key.split("/")
+    if len(parts) >= 3 and parts[0] == UPLOAD_ROOT and hmac.compare_digest(
+            parts[1], owner_tag(rt.signer, owner)):
+        return
+    try:
+        if not upload_path(rt.settings, key).is_file():
+            return
+    except InputError:
+        return
+    raise ProtocolError(ACCESS_DENIED, "the oss:// file was not uploaded with this API key; "
+                                       "upload it with the key that uses it", 403)
 
 
 def upload_host(request: Request) -> str:
