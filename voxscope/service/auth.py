@@ -21,6 +21,8 @@ class Principal:
     """An authenticated caller."""
 
     owner: str  # whose tasks, vocabularies and uploads these are (never the key itself)
+    key_id: str | None = None  # the database key (its limits); None: a config key or open mode
+    temporary: bool = False  # authenticated by a temporary token (st-...), not a permanent key
 
 
 class Authenticator(Protocol):
