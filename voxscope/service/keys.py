@@ -14,6 +14,7 @@ from datetime import UTC
 
 from voxscope.errors import INVALID_API_KEY, INVALID_PARAMETER, UNAUTHORIZED_MESSAGE, ServiceError
 from voxscope.service.auth import KeyChecker, Principal, bearer_key
+from voxscope.service.limits import Limiter, Limits, LocalLimiter, rate_refused
 from voxscope.storage.api_keys import TOKEN_PREFIX, KeyRecord, KeyStore, digest
 from voxscope.storage.tables import utcnow
 
@@ -55,9 +56,11 @@ class KeyRing:
 
     Open (no-key) mode holds while the config has no keys and the database no active key."""
 
-    def __init__(self, config: KeyChecker, store: KeyStore, ttl_s: float = 2.0) -> None:
+    def __init__(self, config: KeyChecker, store: KeyStore, ttl_s: float = 2.0,
+                 limiter: Limiter | None = None) -> None:
         self.config = config
         self.store = store
+        self.limiter = limiter or LocalLimiter()
         self._cache = _TtlCache(min(ttl_s, 5.0))
         self._touched: dict[str, float] = {}
 
@@ -70,7 +73,7 @@ class KeyRing:
         principal = self.resolve(bearer_key(headers))
         if principal is None:
             raise _unauthorized()
-        return principal
+        return self._rate_checked(principal)
 
     # -- helpers of the endpoints ----------------------------------------------------------------
     def allows(self, key: str | None) -> bool:
@@ -91,7 +94,7 @@ class KeyRing:
         if record is None or not record.active():
             return None
         self._touch(record.id)
-        return Principal(record.owner, key_id=record.id)
+        return Principal(record.owner, key_id=record.id, limits=_limits(record))
 
     def authenticate_ws(self, headers: Mapping[str, str],
                         query: Mapping[str, str]) -> tuple[Principal, str | None]:
@@ -114,7 +117,7 @@ class KeyRing:
         principal = self._token(candidate)
         if principal is None:
             raise _unauthorized()
-        return principal, subprotocol if candidate == subprotocol else None
+        return self._rate_checked(principal), subprotocol if candidate == subprotocol else None
 
     def mint(self, headers: Mapping[str, str], ttl_s: int) -> tuple[str, int]:
         """A temporary token for the caller's permanent key: (token, expires_at unix seconds)."""
@@ -129,6 +132,12 @@ class KeyRing:
         return token, int(expires.replace(tzinfo=UTC).timestamp())
 
     # -- internals -------------------------------------------------------------------------------
+    def _rate_checked(self, principal: Principal) -> Principal:
+        rps = principal.limits.rps if principal.limits else None
+        if rps and principal.key_id and not self.limiter.hit(principal.key_id, rps):
+            raise rate_refused(rps)
+        return principal
+
     def _token(self, token: str) -> Principal | None:
         record = self._cache.get("t" + digest(token), lambda: self.store.find_token(token))
         if record is None or record.expires <= utcnow():
@@ -137,7 +146,9 @@ class KeyRing:
             key = self._key(record.key_id)
             if key is None or not key.active():
                 return None
-        return Principal(record.owner, key_id=record.key_id, temporary=True)
+            return Principal(record.owner, key_id=record.key_id, temporary=True,
+                             limits=_limits(key))
+        return Principal(record.owner, temporary=True)
 
     def _key(self, key_id: str) -> KeyRecord | None:
         return self._cache.get("i" + key_id, lambda: self.store.get(key_id))
@@ -163,3 +174,9 @@ class KeyRing:
 
         # off the request path: a busy database must not slow authentication
         threading.Thread(target=write, name="voxscope-key-touch", daemon=True).start()
+
+
+def _limits(record: KeyRecord) -> Limits | None:
+    limits = Limits(record.max_sessions, record.rps, record.max_queued_tasks,
+                    record.daily_audio_hours)
+    return limits if limits != Limits() else None
