@@ -61,7 +61,7 @@ def serve(
                       else f"); WARNING: --insecure, listening on {settings.host}."), err=True)
     else:
         typer.echo(f"voxscope: API keys required ({len(settings.api_keys)} configured, "
-                   f"{db_keys} active in the database).", err=True)
+                   f"{db_keys} in the database).", err=True)
         for i in settings.short_keys():
             logging.getLogger("voxscope").warning(
                 "API key #%d is shorter than %d characters: easy to guess, use a long random key",
@@ -79,7 +79,8 @@ def serve(
 
 
 def _db_key_count(settings: Settings) -> int:
-    """Active keys created with `voxscope keys create`: with any, the server runs keyed."""
+    """Keys created with `voxscope keys create` (revoked ones too): with any, the server runs
+    keyed."""
     from voxscope.storage.api_keys import KeyStore
     from voxscope.storage.database import Database
 
@@ -87,7 +88,7 @@ def _db_key_count(settings: Settings) -> int:
     make_private_dir(settings.data_dir)
     db = Database(settings.db_url())
     try:
-        return sum(1 for r in KeyStore(db).list() if r.active())
+        return len(KeyStore(db).list())
     finally:
         db.close()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+
+import httpx
 
 from tests.support import ServerProcess
 
@@ -33,3 +36,12 @@ def key_id(server: ServerProcess, name: str) -> str:
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     return next(r["id"] for r in rows if r["name"] == name)
+
+
+def wait_keyed(server: ServerProcess, bound_s: float = 30.0) -> None:
+    """Until a server started without config keys refuses anonymous calls: it notices keys
+    created in its database within its cache time (generous bound for a shared machine)."""
+    deadline = time.monotonic() + bound_s
+    while httpx.get(f"{server.http}/v1/models", timeout=30).status_code != 401:
+        assert time.monotonic() < deadline, "server stayed open with a key in the database"
+        time.sleep(0.25)

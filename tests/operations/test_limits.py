@@ -17,7 +17,7 @@ import pytest
 import websocket
 
 from tests.conftest import FAST_ENV
-from tests.operations.helpers import create_key
+from tests.operations.helpers import create_key, wait_keyed
 from tests.support import ServerProcess, silence_pcm
 
 QUOTA = "Throttling.AllocationQuota"
@@ -29,6 +29,8 @@ def srv():
     # workers: 0 keeps submitted file tasks PENDING, so the queued-task limit is deterministic
     server = ServerProcess(env=FAST_ENV, config={"server": {"max_sessions": 6, "workers": 0}})
     server.start()
+    create_key(server, "first")
+    wait_keyed(server)
     yield server
     server.stop()
 

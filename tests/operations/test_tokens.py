@@ -17,7 +17,7 @@ import websocket
 from dashscope.audio.asr import Recognition, VocabularyService
 
 from tests.conftest import FAST_ENV
-from tests.operations.helpers import create_key, key_id, keys_cli
+from tests.operations.helpers import create_key, key_id, keys_cli, wait_keyed
 from tests.support import AUDIO_DIR, ServerProcess, clip, pcm16, sdk_at
 
 POLL_BOUND_S = 30.0  # generous bound for cache expiry on a shared machine (the promise is 5 s)
@@ -27,10 +27,7 @@ POLL_BOUND_S = 30.0  # generous bound for cache expiry on a shared machine (the 
 def srv():
     server = ServerProcess(env=FAST_ENV).start()
     server.key = create_key(server, "tokens")  # type: ignore[attr-defined]
-    deadline = time.monotonic() + POLL_BOUND_S
-    while _status(server, "/v1/models", None) != 401:  # keyed once a DB key exists
-        assert time.monotonic() < deadline, "server stayed open with a key in the database"
-        time.sleep(0.25)
+    wait_keyed(server)  # keyed once a DB key exists
     yield server
     server.stop()
 

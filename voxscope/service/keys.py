@@ -54,7 +54,8 @@ class _TtlCache:
 class KeyRing:
     """An Authenticator trying, in order: temporary tokens, config keys, database keys.
 
-    Open (no-key) mode holds while the config has no keys and the database no active key."""
+    Open (no-key) mode holds while the config has no keys and no key was ever created in the
+    database (once one was, the server stays keyed, even with every key revoked)."""
 
     def __init__(self, config: KeyChecker, store: KeyStore, ttl_s: float = 2.0,
                  limiter: Limiter | None = None) -> None:
@@ -67,7 +68,7 @@ class KeyRing:
     # -- the Authenticator protocol --------------------------------------------------------------
     @property
     def enabled(self) -> bool:
-        return self.config.enabled or self._cache.get("\0any", self._any_active)
+        return self.config.enabled or self._cache.get("\0any", self._any_created)
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         principal = self.resolve(bearer_key(headers))
@@ -153,9 +154,9 @@ class KeyRing:
     def _key(self, key_id: str) -> KeyRecord | None:
         return self._cache.get("i" + key_id, lambda: self.store.get(key_id))
 
-    def _any_active(self) -> bool:
+    def _any_created(self) -> bool:
         try:
-            return self.store.any_active()
+            return self.store.any_created()
         except Exception:  # noqa: BLE001 - a database outage must not open the server
             log.warning("cannot read API keys from the database", exc_info=True)
             return True
