@@ -6,6 +6,8 @@ within 5 s. Config keys keep working as before."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 
 import httpx
@@ -108,3 +110,20 @@ def test_revoked_key_stops_within_seconds(keyed):
 def test_expired_key_is_refused(keyed):
     key = create_key(keyed, "old", "--expires", "2020-01-01")
     assert _models(keyed, key) == 401
+
+
+def test_database_keys_allow_serving_beyond_loopback(tmp_path):
+    """Without config keys `serve` refuses a non-loopback address; a database key is keyed mode."""
+    data = tmp_path / "data"
+    out = subprocess.run([sys.executable, "-m", "voxscope.cli", "keys", "create", "--name", "n",
+                          "--data-dir", str(data)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "voxscope.cli", "serve", "--host", "0.0.0.0",
+                             "--port", "0", "--data-dir", str(data)], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True)
+    try:
+        first = proc.stderr.readline() if proc.stderr else ""
+        assert "API keys required" in first and "1 in the database" in first, first
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)

@@ -26,6 +26,8 @@ POLL_BOUND_S = 30.0  # generous bound for cache expiry on a shared machine (the 
 @pytest.fixture(scope="module")
 def srv():
     server = ServerProcess(env=FAST_ENV).start()
+    # minted by anyone while the server is still open (no keys anywhere)
+    server.open_token = _token(server, "whatever")  # type: ignore[attr-defined]
     server.key = create_key(server, "tokens")  # type: ignore[attr-defined]
     wait_keyed(server)  # keyed once a DB key exists
     yield server
@@ -162,3 +164,8 @@ def test_tokens_stop_with_their_key(srv):
     while _status(srv, "/v1/models", token) != 401:
         assert time.monotonic() - revoked_at < POLL_BOUND_S, "token of a revoked key accepted"
         time.sleep(0.25)
+
+
+def test_open_mode_token_dies_when_keys_appear(srv):
+    assert _status(srv, "/v1/models", srv.open_token) == 401
+    assert _refused(f"{srv.ws_inference}?token={srv.open_token}") == 401

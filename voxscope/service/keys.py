@@ -143,6 +143,8 @@ class KeyRing:
         record = self._cache.get("t" + digest(token), lambda: self.store.find_token(token))
         if record is None or record.expires <= utcnow():
             return None
+        if not record.owner:  # minted in open mode: worthless once the server has keys
+            return None
         if record.key_id is not None:  # a revoked or expired key's tokens stop with it
             key = self._key(record.key_id)
             if key is None or not key.active():
