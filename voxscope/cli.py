@@ -50,7 +50,8 @@ def serve(
                          api_keys=api_key or None, max_sessions=max_sessions,
                          insecure=insecure or None)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not settings.auth_enabled:
+    db_keys = _db_key_count(settings)
+    if not settings.auth_enabled and not db_keys:
         if not settings.loopback_only() and not settings.insecure:
             typer.echo(
                 f"refusing to listen on {settings.host} without API keys: anyone on the network "
@@ -61,7 +62,8 @@ def serve(
                    + (f"); listening on {settings.host} only." if settings.loopback_only()
                       else f"); WARNING: --insecure, listening on {settings.host}."), err=True)
     else:
-        typer.echo(f"voxscope: API keys required ({len(settings.api_keys)} configured).", err=True)
+        typer.echo(f"voxscope: API keys required ({len(settings.api_keys)} configured, "
+                   f"{db_keys} in the database).", err=True)
         for i in settings.short_keys():
             logging.getLogger("voxscope").warning(
                 "API key #%d is shorter than %d characters: easy to guess, use a long random key",
@@ -76,6 +78,21 @@ def serve(
         server.run()
     if not server.started:  # as uvicorn.run: a server that never started (port taken, ...)
         raise typer.Exit(3)
+
+
+def _db_key_count(settings: Settings) -> int:
+    """Keys created with `voxscope keys create` (revoked ones too): with any, the server runs
+    keyed."""
+    from voxscope.storage.api_keys import KeyStore
+    from voxscope.storage.database import Database
+
+    restrict_new_files()  # the database file may be created here: private from the start
+    make_private_dir(settings.data_dir)
+    db = Database(settings.db_url())
+    try:
+        return len(KeyStore(db).list())
+    finally:
+        db.close()
 
 
 @app.command()
@@ -233,6 +250,131 @@ def models(config: Path = typer.Option(None, help="YAML config file")) -> None:
         typer.echo(f"silero-vad: {store.silero_vad_path()}")
     except Exception as exc:  # noqa: BLE001 - shown to the user as-is
         typer.echo(f"silero-vad: MISSING ({exc})")
+
+
+# -- API keys kept in the database ---------------------------------------------------------------
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list, update and revoke API keys kept "
+                       "in the database (shared by every server using the same database_url).")
+app.add_typer(keys_app, name="keys")
+
+_DATA_DIR = typer.Option(None, help="Folder for the database (as given to serve)")
+_CONFIG = typer.Option(None, help="YAML config file (database_url, ...)")
+
+
+def _key_store(config: Path | None, data_dir: Path | None):
+    from voxscope.storage.api_keys import KeyStore
+    from voxscope.storage.database import Database
+
+    settings = _settings(config, data_dir=data_dir)
+    restrict_new_files()
+    make_private_dir(settings.data_dir)
+    return KeyStore(Database(settings.db_url()))
+
+
+def _expiry(value: str | None):
+    """A date or date-time (ISO 8601, UTC when no zone is given) as a naive UTC datetime."""
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        typer.echo(f"error: --expires: not an ISO date or date-time: {value!r}", err=True)
+        raise typer.Exit(2) from exc
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+
+
+def _limits_text(rec) -> str:
+    parts = [f"{name}={value:g}" for name, value in (
+        ("sessions", rec.max_sessions), ("rps", rec.rps), ("queued", rec.max_queued_tasks),
+        ("audio_h/day", rec.daily_audio_hours)) if value is not None]
+    return ",".join(parts) or "-"
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="What the key is for (shown by list)"),
+    max_sessions: int = typer.Option(None, help="Concurrent realtime/sync sessions"),
+    rps: float = typer.Option(None, help="Requests per second"),
+    max_queued_tasks: int = typer.Option(None, help="File tasks queued or running at once"),
+    daily_audio_hours: float = typer.Option(None, help="Hours of audio recognized per UTC day"),
+    expires: str = typer.Option(None, help="Expiry date (ISO 8601, e.g. 2027-01-31)"),
+    config: Path = _CONFIG,
+    data_dir: Path = _DATA_DIR,
+) -> None:
+    """Create a key and print it once: only its hash is kept, it cannot be shown again."""
+    store = _key_store(config, data_dir)
+    rec, key = store.create(name, expires=_expiry(expires), max_sessions=max_sessions, rps=rps,
+                            max_queued_tasks=max_queued_tasks, daily_audio_hours=daily_audio_hours)
+    typer.echo(f"created key {rec.id} ({name}); store it now, it is not shown again:", err=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(config: Path = _CONFIG, data_dir: Path = _DATA_DIR,
+              output_json: bool = typer.Option(False, "--json", help="JSON Lines output")) -> None:
+    """The keys (never the keys themselves): id, name, created, last used, expiry, state, limits."""
+    store = _key_store(config, data_dir)
+    records = store.list()
+
+    def when(value) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    if output_json:
+        for r in records:
+            typer.echo(json.dumps({
+                "id": r.id, "name": r.name, "created": when(r.created),
+                "last_used": when(r.last_used) if r.last_used else None,
+                "expires": when(r.expires) if r.expires else None,
+                "state": "active" if r.active() else ("revoked" if r.revoked else "expired"),
+                "max_sessions": r.max_sessions, "rps": r.rps,
+                "max_queued_tasks": r.max_queued_tasks, "daily_audio_hours": r.daily_audio_hours}))
+        return
+    rows = [("ID", "NAME", "CREATED", "LAST USED", "EXPIRES", "STATE", "LIMITS")]
+    for r in records:
+        rows.append((r.id, r.name, when(r.created), when(r.last_used), when(r.expires),
+                     "active" if r.active() else ("revoked" if r.revoked else "expired"),
+                     _limits_text(r)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (from list)"),
+                config: Path = _CONFIG, data_dir: Path = _DATA_DIR) -> None:
+    """Revoke a key and its temporary tokens (every server refuses them within 5 s)."""
+    if not _key_store(config, data_dir).revoke(key_id):
+        typer.echo(f"error: no key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked key {key_id}", err=True)
+
+
+@keys_app.command("update")
+def keys_update(
+    key_id: str = typer.Argument(..., help="The key's id (from list)"),
+    name: str = typer.Option(None, "--name"),
+    max_sessions: int = typer.Option(None, help="0 removes the limit"),
+    rps: float = typer.Option(None, help="0 removes the limit"),
+    max_queued_tasks: int = typer.Option(None, help="0 removes the limit"),
+    daily_audio_hours: float = typer.Option(None, help="0 removes the limit"),
+    expires: str = typer.Option(None, help="Expiry date (ISO 8601); 'never' removes it"),
+    config: Path = _CONFIG,
+    data_dir: Path = _DATA_DIR,
+) -> None:
+    """Change a key's name, limits or expiry (options not given stay as they are)."""
+    changes: dict = {k: v for k, v in (
+        ("name", name), ("max_sessions", max_sessions), ("rps", rps),
+        ("max_queued_tasks", max_queued_tasks), ("daily_audio_hours", daily_audio_hours))
+        if v is not None}
+    if expires is not None:
+        changes["expires"] = None if expires == "never" else _expiry(expires)
+    rec = _key_store(config, data_dir).update(key_id, **changes)
+    if rec is None:
+        typer.echo(f"error: no key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"updated key {rec.id}: {_limits_text(rec)}", err=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Operations: managed API keys, temporary tokens."""

@@ -39,7 +39,7 @@ from voxscope.inputs import materialize
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
-from voxscope.protocols.rest import caller, context_tokens, json_body, section
+from voxscope.protocols.rest import context_tokens, json_body, section
 from voxscope.protocols.uploads import check_upload_owner
 from voxscope.service.capacity import Slot
 from voxscope.service.requests import SYNC_KINDS, resolve_language, resolve_profile
@@ -148,13 +148,14 @@ def _sse(n: int, payload: dict[str, Any], event: str = "result", status: int = 2
 @router.post("/api/v1/services/aigc/multimodal-generation/generation")
 @router.post("/api/v1/services/aigc/multimodal-generation/generation/")
 async def generation(request: Request) -> Response:
-    owner = caller(request)
-    body = await json_body(request)
     rt: Runtime = request.app.state.runtime
+    principal = rt.keys.authenticate(request.headers)
+    owner = principal.owner
+    body = await json_body(request)
     req = await run_in_threadpool(parse_request, rt, body)
     check_upload_owner(rt, req.audio, owner)
     stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
-    slot = rt.capacity.slot()
+    slot = rt.capacity.slot(principal)
     try:
         response = await _recognize(rt, req, stream, slot)
     except BaseException:

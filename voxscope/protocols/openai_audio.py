@@ -38,6 +38,8 @@ from voxscope.errors import (
     INVALID_PARAMETER,
     MODEL_NOT_FOUND,
     THROTTLING,
+    THROTTLING_QUOTA,
+    THROTTLING_RATE,
     ServiceError,
 )
 from voxscope.protocols.uploads import BodyTooLarge, read_form
@@ -89,6 +91,8 @@ OPENAI_ERRORS: dict[str, tuple[int, str, str | None, str | None]] = {
     MODEL_NOT_FOUND: (404, "invalid_request_error", "model_not_found", None),
     INVALID_PARAMETER: (400, "invalid_request_error", "invalid_value", None),
     THROTTLING: (429, "rate_limit_error", None, None),
+    THROTTLING_RATE: (429, "rate_limit_error", "rate_limit_exceeded", None),
+    THROTTLING_QUOTA: (429, "rate_limit_error", "rate_limit_exceeded", None),
 }
 
 
@@ -134,7 +138,7 @@ async def _handle(request: Request, task: str) -> Response:
 
 async def _serve(request: Request, task: str) -> Response:
     rt: Runtime = request.app.state.runtime
-    rt.keys.authenticate(request.headers)
+    principal = rt.keys.authenticate(request.headers)
     try:
         form = await read_form(request, MAX_FILE_BYTES + (64 << 10))
     except BodyTooLarge:
@@ -143,7 +147,7 @@ async def _serve(request: Request, task: str) -> Response:
     except StarletteHTTPException as exc:
         raise OpenAIError(400, f"Could not parse multipart form: {exc.detail}") from None
     try:
-        with rt.capacity.slot():
+        with rt.capacity.slot(principal):
             return await _transcribe_form(rt, form, task)
     finally:
         await form.close()

@@ -210,7 +210,8 @@ class RealtimeConnection:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
-        if await accept(self.rt, self.ws) is None:
+        self.principal = await accept(self.rt, self.ws)
+        if self.principal is None:
             return
         self._sender = asyncio.create_task(self._send_loop())
         try:
@@ -226,7 +227,7 @@ class RealtimeConnection:
     async def _open(self) -> bool:
         try:
             profile = resolve_profile(self.rt.settings, self.model, REALTIME_KINDS)
-            self._slot = self.rt.capacity.slot()
+            self._slot = self.rt.capacity.slot(self.principal)
         except ServiceError as exc:
             await self._fatal(wire_code(exc), exc.message)
             return False
@@ -574,9 +575,9 @@ class RealtimeConnection:
                                                "param": param, "event_id": event_id}})
 
     async def _fatal(self, code: str, message: str) -> None:
-        self._error("server_error" if code == errors.THROTTLING else "invalid_request_error",
-                    code, message)
-        await self._close(1000 if code != errors.THROTTLING else 1013, code[:100])
+        busy = code.startswith("Throttling")  # the server's or the key's limit: retry later
+        self._error("server_error" if busy else "invalid_request_error", code, message)
+        await self._close(1013 if busy else 1000, code[:100])
 
     async def shutdown(self, code: str, message: str) -> None:
         """Server shutdown: an `error` event (server_error ends a session), then a clean close."""

@@ -25,6 +25,7 @@ from voxscope.protocols.hosts import link_base
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import caller, context_tokens, json_body, ok, section
 from voxscope.protocols.uploads import check_upload_owner
+from voxscope.service.limits import queued_tasks_ok
 from voxscope.service.requests import (
     FILE_KINDS,
     hotwords_for,
@@ -120,14 +121,16 @@ async def _options(request: Request, owner: str, profile: Profile,
 
 @router.post("/api/v1/services/audio/asr/transcription")
 async def submit(request: Request) -> JSONResponse:
-    owner = caller(request)
-    body = await json_body(request)
     rt = request.app.state.runtime
+    principal = rt.keys.authenticate(request.headers)
+    owner = principal.owner
+    body = await json_body(request)
     profile = resolve_profile(rt.settings, body.get("model"), FILE_KINDS)
     urls = _urls(profile, section(body, "input"), rt.settings)
     for url in urls:
         check_upload_owner(rt, url, owner)
     options = await _options(request, owner, profile, section(body, "parameters"), body)
+    await run_in_threadpool(queued_tasks_ok, rt.db, owner, principal.limits)
     task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name, profile.file_form,
                                       urls, {"options": options})
     return ok({"output": {"task_id": task_id, "task_status": "PENDING"}})

@@ -25,12 +25,12 @@ _refused: contextvars.ContextVar[bool] = contextvars.ContextVar("voxscope_refuse
 async def accept(rt: Runtime, ws: WebSocket) -> Principal | None:
     """Check the credentials of a WebSocket upgrade; accept it (the caller) or refuse it (None)."""
     try:
-        principal = rt.keys.authenticate(ws.headers)
+        principal, subprotocol = rt.keys.authenticate_ws(ws.headers, ws.query_params)
     except ServiceError as exc:
         rt.metrics.refused(wire_of("websocket", ws.url.path), exc.code)
         await deny(ws, exc.http_status, exc.code, exc.message)
         return None
-    await ws.accept()
+    await ws.accept(subprotocol=subprotocol)  # a token sent as subprotocol is answered with it
     rt.metrics.connections.inc()
     return principal
 

@@ -146,10 +146,11 @@ def _rest_routers() -> list:
         multimodal,
         openai_audio,
         openai_models,
+        tokens_rest,
         transcription_rest,
         uploads,
         vocabulary_rest,
     )
 
     return [vocabulary_rest.router, transcription_rest.router, uploads.router, multimodal.router,
-            openai_audio.router, openai_models.router]
+            openai_audio.router, openai_models.router, tokens_rest.router]

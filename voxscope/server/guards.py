@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voxscope.config import Settings
 from voxscope.protocols.hosts import host_checked, same_origin
 from voxscope.protocols.ws import install_log_filter, refusals
-from voxscope.service.auth import KeyChecker, bearer_key
+from voxscope.service.auth import bearer_key
 from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE, Drain
+from voxscope.service.keys import KeyRing
 from voxscope.service.metrics import wire_of
 
 ACCESS_DENIED = "AccessDenied"
@@ -59,7 +60,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code:
 class Guard:
     """Pure ASGI middleware (WebSockets included) applying the rules of this module."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyChecker, drain: Drain) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, keys: KeyRing, drain: Drain) -> None:
         self.app = app
         self.settings = settings
         self.keys = keys

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from voxscope.errors import INVALID_API_KEY, UNAUTHORIZED_MESSAGE, ServiceError
+from voxscope.service.limits import Limits
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class Principal:
     """An authenticated caller."""
 
     owner: str  # whose tasks, vocabularies and uploads these are (never the key itself)
+    key_id: str | None = None  # the database key (its limits); None: a config key or open mode
+    temporary: bool = False  # authenticated by a temporary token (st-...), not a permanent key
+    limits: Limits | None = None  # the database key's limits (its tokens share them)
 
 
 class Authenticator(Protocol):

@@ -4,7 +4,7 @@ refused, not queued.
 One idiom everywhere: `slot = capacity.slot()` either holds one unit or raises DashScope's
 throttling ServiceError (429). A Slot is a context manager for work bounded by one block
 (`with capacity.slot(): ...`) and has an idempotent `release()` for work that outlives it (a
-WebSocket task, a streamed answer). A per-key limiter joins here later: `slot(principal)`.
+WebSocket task, a streamed answer). `slot(principal)` also holds one of the key's own sessions.
 """
 
 from __future__ import annotations
@@ -12,20 +12,30 @@ from __future__ import annotations
 from types import TracebackType
 
 from voxscope.errors import THROTTLING, ServiceError
+from voxscope.service.auth import Principal
+from voxscope.service.limits import Limiter, LocalLimiter, sessions_refused
 
 
 class Capacity:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_key: Limiter | None = None) -> None:
         self.limit = limit
         self.active = 0
         self.refused = 0
+        self.per_key = per_key or LocalLimiter()
 
-    def slot(self) -> Slot:
-        """One unit of capacity, or ServiceError(Throttling.Capacity, 429)."""
+    def slot(self, principal: Principal | None = None) -> Slot:
+        """One unit of capacity, or ServiceError(Throttling.Capacity, 429); a key at its own
+        session limit gets Throttling.AllocationQuota (429) and takes nothing from others."""
+        limit = principal.limits.max_sessions if principal and principal.limits else None
+        key_id = principal.key_id if principal and limit else None
+        if key_id and limit and not self.per_key.acquire_session(key_id, limit):
+            raise sessions_refused(limit)
         if not self.try_acquire():
+            if key_id:
+                self.per_key.release_session(key_id)
             raise ServiceError(THROTTLING, f"server at capacity: {self.limit} recognitions are "
                                "running; retry later", 429)
-        return Slot(self)
+        return Slot(self, key_id)
 
     def try_acquire(self) -> bool:
         # Called on the event loop only, so no lock is needed.
@@ -35,21 +45,24 @@ class Capacity:
         self.active += 1
         return True
 
-    def release(self) -> None:
+    def release(self, key_id: str | None = None) -> None:
         self.active = max(0, self.active - 1)
+        if key_id:
+            self.per_key.release_session(key_id)
 
 
 class Slot:
     """One acquired unit of capacity, released once however many paths end it."""
 
-    def __init__(self, capacity: Capacity) -> None:
+    def __init__(self, capacity: Capacity, key_id: str | None = None) -> None:
         self._capacity = capacity
+        self._key_id = key_id  # the key whose session count this slot also holds
         self._held = True
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._capacity.release()
+            self._capacity.release(self._key_id)
 
     def __enter__(self) -> Slot:
         return self

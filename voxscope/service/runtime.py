@@ -11,7 +11,10 @@ from voxscope.jobs.workers import TaskService
 from voxscope.service.auth import KeyChecker
 from voxscope.service.capacity import Capacity
 from voxscope.service.drain import Drain
+from voxscope.service.keys import KeyRing
+from voxscope.service.limits import LocalLimiter
 from voxscope.service.metrics import Metrics
+from voxscope.storage.api_keys import KeyStore
 from voxscope.storage.database import Database
 from voxscope.storage.private import make_private_dir
 from voxscope.storage.signing import Signer, load_secret
@@ -22,7 +25,7 @@ from voxscope.storage.vocabularies import VocabularyStore
 class Runtime:
     settings: Settings
     engine: Engine
-    keys: KeyChecker
+    keys: KeyRing
     capacity: Capacity
     metrics: Metrics
     db: Database
@@ -36,8 +39,10 @@ class Runtime:
         make_private_dir(settings.data_dir)
         engine = engine or Engine(settings)
         db = Database(settings.db_url())
-        return cls(settings=settings, engine=engine, keys=KeyChecker(settings.api_keys),
-                   capacity=Capacity(settings.max_sessions), metrics=Metrics(), db=db,
+        limiter = LocalLimiter()  # one process; a Redis-backed Limiter would share it across servers
+        keys = KeyRing(KeyChecker(settings.api_keys), KeyStore(db), limiter=limiter)
+        return cls(settings=settings, engine=engine, keys=keys,
+                   capacity=Capacity(settings.max_sessions, limiter), metrics=Metrics(), db=db,
                    signer=Signer(load_secret(settings.secret_key, settings.data_dir)),
                    tasks=TaskService(settings, db, engine),
                    vocabularies=VocabularyStore(db, settings.max_vocabularies))

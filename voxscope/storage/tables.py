@@ -88,3 +88,32 @@ class TaskChunk(Base):
     worker: Mapped[str] = mapped_column(String(128))
     sentences: Mapped[list] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key created with `voxscope keys create`: its hash, never the key, and its limits."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    expires: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked: Mapped[datetime | None] = mapped_column(DateTime, nullable=True, index=True)
+    max_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_queued_tasks: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    daily_audio_hours: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ApiToken(Base):
+    """A temporary token (`POST /api/v1/tokens`): its hash, whose it is and until when."""
+
+    __tablename__ = "api_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: a config key
+    expires: Mapped[datetime] = mapped_column(DateTime, index=True)
