@@ -526,7 +526,9 @@ class StreamingRecognizer:
         if not cfg.translate_to or not text or text == s.translated_text:
             return
         interval = max(cfg.translation_interval_s, 3 * self._sched.stats.partial_latency_ema_s)
-        if s.translation_seq and audio_end - s.translated_end < int(interval * SR):
+        # Until one has arrived every preview asks (a newer request replaces a queued one): with
+        # the interval alone, a first attempt that came back empty may have no successor.
+        if s.provisional_seq and audio_end - s.translated_end < int(interval * SR):
             return
         s.translation_seq += 1
         s.translated_end, s.translated_text = audio_end, text
