@@ -26,6 +26,7 @@ from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.hub import Engine
 from voxscope.engine.offline import OfflineOptions
+from voxscope.engine.types import Priority
 from voxscope.errors import ServiceError
 from voxscope.inputs import materialize
 from voxscope.jobs import results
@@ -244,7 +245,8 @@ class TaskRunner:
             if until - state["from"] >= self.settings.checkpoint_s:
                 save(until)
 
-        for s in self.engine.transcribe_stream(profile, audio(), opts, checkpoint=checkpoint):
+        for s in self.engine.transcribe_stream(profile, audio(), opts, checkpoint=checkpoint,
+                                               priority=Priority.FILE):
             state["pending"].append(results.stored_sentence(s, offset))
         end = offset + state["samples"] / SR
         if state["pending"] or end > state["from"]:
