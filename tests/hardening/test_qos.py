@@ -118,6 +118,34 @@ def test_file_windows_batch_when_no_realtime_and_do_not_steer_realtime_pacing(ba
     assert sched.stats.final_latency_ema_s == 1.0 and sched.stats.partial_latency_ema_s == 0.3
 
 
+@pytest.mark.timeout(WAIT_S * 2)
+def test_file_work_progresses_while_a_stream_keeps_talking(backend):
+    """File windows wait for a pause in realtime work, but never for ever (`file_max_defer_s`)."""
+    sched = InferenceScheduler(backend, max_batch=4, max_wait_s=0.005, realtime_hold_s=60.0,
+                               realtime_idle_s=60.0, file_max_defer_s=0.5)
+    stop = threading.Event()
+    preview = audio_of(EN)[: 16000]
+
+    def talk() -> None:  # a stream that is never quiet: a preview every 0.2 s
+        while not stop.is_set():
+            sched.submit(preview, PREVIEW, Priority.PARTIAL, key="talker")
+            stop.wait(0.2)
+
+    talker = threading.Thread(target=talk, daemon=True)
+    try:
+        sched.submit(preview, PREVIEW, Priority.PARTIAL, key="talker").result(WAIT_S)
+        talker.start()
+        file_audio = audio_of(FILE_CLIP)
+        results = [sched.submit(file_audio, FULL, Priority.FILE).result(WAIT_S) for _ in range(2)]
+    finally:
+        stop.set()
+        talker.join()
+        sched.close()
+    assert all(tr is not None and tr.text.strip() for tr in results), results
+    kinds = [p for _, p in sched.service_log()]
+    assert kinds.count(Priority.FILE) == 2 and Priority.PARTIAL in kinds, kinds
+
+
 # -- end to end: a file task and a realtime SDK session on one server at the same time -------------
 @pytest.fixture(scope="module")
 def host():

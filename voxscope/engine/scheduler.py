@@ -10,6 +10,8 @@ batches across sessions:
   queued one, so a slow machine shows fewer previews instead of falling behind;
 - a file window in flight cannot be pre-empted, so while realtime work is about (seen within
   `realtime_hold_s`) file windows go one per batch: a realtime request waits at most one window;
+  and while a stream is mid-sentence (a realtime submit within `realtime_idle_s`) a file window
+  waits for that quiet moment, for at most `file_max_defer_s`, so file work still progresses;
 - a batch holds requests of one window shape (see WhisperBackend), up to `max_batch`, collected for
   at most `max_wait_s` after the first one arrives.
 """
@@ -64,11 +66,14 @@ class SchedulerStats:
 class InferenceScheduler:
     def __init__(self, backend: WhisperBackend, *, max_batch: int = 4,
                  max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
+                 realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
                  service_log: int = 512) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
         self.realtime_hold_s = realtime_hold_s
+        self.realtime_idle_s = realtime_idle_s
+        self.file_max_defer_s = file_max_defer_s
         self.stats = SchedulerStats()
         self._finals: deque[_Request] = deque()
         self._partials: OrderedDict[object, _Request] = OrderedDict()
@@ -181,11 +186,19 @@ class InferenceScheduler:
             limit = self.max_batch
             if queue is None and not self._partials:
                 queue = next(q for q in self._lower.values() if q)
+                now = time.monotonic()
                 if (queue is self._lower[Priority.FILE]
-                        and time.monotonic() - self._last_realtime < self.realtime_hold_s):
+                        and now - self._last_realtime < self.realtime_hold_s):
                     # A file batch cannot be pre-empted: while streams are active, one window at
                     # a time, so a realtime request arriving now waits for one window, not four.
                     limit = 1
+                    # Mid-sentence (previews come every ~0.6 s) a window started now would
+                    # hold the stream's next preview/final for a whole decode: wait for a pause.
+                    until = min(self._last_realtime + self.realtime_idle_s,
+                                queue[0].submitted + self.file_max_defer_s)
+                    if now < until:
+                        self._cond.wait(until - now)
+                        return []  # look again: realtime work may have come meanwhile
             first = queue[0] if queue is not None else next(iter(self._partials.values()))
             shape = (first.options.full_window, first.options.beam_size)
             batch: list[_Request] = []
