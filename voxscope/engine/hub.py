@@ -14,6 +14,7 @@ from voxscope.engine.observer import EngineObserver
 from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
 from voxscope.engine.recognizer import Boundary, Emit, RecognizerConfig, StreamingRecognizer
 from voxscope.engine.scheduler import InferenceScheduler
+from voxscope.engine.types import Priority
 from voxscope.engine.vad import SileroVad
 from voxscope.engine.whisper_backend import WhisperBackend
 
@@ -59,15 +60,19 @@ class Engine:
         rec.on_timing = lambda kind, s, m=profile.name: self.observer.timing(m, kind, s)
         return rec
 
-    def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions) -> list[Sentence]:
-        """Blocking whole-buffer transcription (call from a worker thread)."""
-        return list(transcribe_chunks([audio], self.scheduler(profile.model), self.vad, opts))
+    def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions,
+                   priority: Priority = Priority.SYNC) -> list[Sentence]:
+        """Blocking whole-buffer transcription (call from a worker thread); a sync request
+        unless `priority` says otherwise."""
+        return list(transcribe_chunks([audio], self.scheduler(profile.model), self.vad, opts,
+                                      priority=priority))
 
     def transcribe_stream(self, profile: Profile, chunks, opts: OfflineOptions,
-                          checkpoint=None) -> Iterator[Sentence]:
-        """Sentences of a chunked (possibly hours-long) stream as they are decoded; blocking."""
+                          checkpoint=None, priority: Priority = Priority.SYNC) -> Iterator[Sentence]:
+        """Sentences of a chunked (possibly hours-long) stream as they are decoded; blocking.
+        File tasks pass Priority.FILE, so realtime streams and sync requests go first."""
         return transcribe_chunks(chunks, self.scheduler(profile.model), self.vad, opts,
-                                 checkpoint=checkpoint)
+                                 checkpoint=checkpoint, priority=priority)
 
     def tokenize(self, profile: Profile, text: str, language: str | None = None) -> list[int]:
         """Text as the model's tokens (usage counts, OpenAI segments)."""

@@ -136,10 +136,12 @@ class _Segmenter:
 def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceScheduler,
                       vad: SileroVad, opts: OfflineOptions,
                       progress: Callable[[float], None] | None = None,
-                      checkpoint: Callable[[float], None] | None = None) -> Iterator[Sentence]:
+                      checkpoint: Callable[[float], None] | None = None,
+                      priority: Priority = Priority.SYNC) -> Iterator[Sentence]:
     """Yield sentences in order as windows finish. `progress` gets seconds of audio consumed;
     `checkpoint` gets a position (seconds) before which every sentence has been yielded, so a
-    run restarted there (on the audio from that point) loses and repeats nothing."""
+    run restarted there (on the audio from that point) loses and repeats nothing. `priority` is
+    the work class of every window (Priority.FILE for async file tasks: below realtime)."""
     seg = _Segmenter(vad, opts)
     seg.window_end = opts.skip_samples
     buf = np.zeros(0, dtype=np.float32)
@@ -159,7 +161,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             if opts.condition_on_previous_text:
                 waiting.append(w)
             else:
-                w.future = scheduler.submit(audio, decode, Priority.FINAL)
+                w.future = scheduler.submit(audio, decode, priority)
                 inflight.append(w)
 
     def pump() -> None:
@@ -168,7 +170,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
             w = waiting.pop(0)
             context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
             w.future = scheduler.submit(w.audio, replace(decode, prompt=context or None),
-                                        Priority.FINAL)
+                                        priority)
             inflight.append(w)
 
     def window_sentences(w: _Window) -> list[Sentence]:
@@ -176,7 +178,8 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         assert w.future is not None
         tr = w.future.result()
         raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
-        raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode), key=lambda x: x.start)
+        raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode, priority),
+                     key=lambda x: x.start)
         if not raw:
             return []
         language = tr.language if tr is not None and not tr.empty else (opts.language or "")
@@ -237,7 +240,7 @@ def context_of(texts: Iterable[str], previous: str = "") -> str:
 
 
 def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,
-                  decode: DecodeOptions) -> list[Word]:
+                  decode: DecodeOptions, priority: Priority = Priority.SYNC) -> list[Word]:
     """Decode again the speech regions of a window that the window's transcript skipped.
 
     Whisper sometimes jumps over a stretch of a long window (its timestamps leap ahead) and the
@@ -251,7 +254,7 @@ def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,
         if b - a >= GAP_MIN_S and not any(x.start < b and x.end > a and x.end - x.start <= 1.5
                                           for x in words):
             audio = w.audio[max(start - w.start, 0): max(end - w.start, 0)]
-            missing.append((a, scheduler.submit(audio, decode, Priority.FINAL)))
+            missing.append((a, scheduler.submit(audio, decode, priority)))
     recovered: list[Word] = []
     for offset, fut in missing:
         tr = fut.result()

@@ -4,9 +4,14 @@ Sessions never run the model themselves: they submit decode requests here and aw
 worker thread (CTranslate2 releases the GIL, so the event loop keeps serving sockets) forms
 batches across sessions:
 
-- final results first (a user is waiting for them), oldest first;
+- work classes in strict order: realtime finals, realtime previews, sync requests, file-task
+  windows (`Priority`); a batch never mixes classes, each class is served oldest first;
 - partial previews are coalesced per stream: a newer request for the same stream replaces the
   queued one, so a slow machine shows fewer previews instead of falling behind;
+- a file window in flight cannot be pre-empted, so while realtime work is about (seen within
+  `realtime_hold_s`) file windows go one per batch: a realtime request waits at most one window;
+  and while a stream is mid-sentence (a realtime submit within `realtime_idle_s`) a file window
+  waits for that quiet moment, for at most `file_max_defer_s`, so file work still progresses;
 - a batch holds requests of one window shape (see WhisperBackend), up to `max_batch`, collected for
   at most `max_wait_s` after the first one arrives.
 """
@@ -56,17 +61,30 @@ class SchedulerStats:
     last_batch_size: int = 0
     final_latency_ema_s: float = 1.0  # submit -> result of final-priority decodes, smoothed
     partial_latency_ema_s: float = 0.3  # the same for previews
+    served_by_priority: dict[str, int] = field(default_factory=dict)  # requests decoded per class
 
 
 class InferenceScheduler:
     def __init__(self, backend: WhisperBackend, *, max_batch: int = 4,
-                 max_wait_s: float = 0.005) -> None:
+                 max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
+                 realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
+                 service_log: int = 512) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
+        self.realtime_hold_s = realtime_hold_s
+        self.realtime_idle_s = realtime_idle_s
+        self.file_max_defer_s = file_max_defer_s
         self.stats = SchedulerStats()
         self._finals: deque[_Request] = deque()
         self._partials: OrderedDict[object, _Request] = OrderedDict()
+        # Below the realtime classes: sync requests, then file windows (served in this order).
+        self._lower: dict[Priority, deque[_Request]] = {Priority.SYNC: deque(),
+                                                        Priority.FILE: deque()}
+        self._last_realtime = float("-inf")  # monotonic time of the last realtime submit
+        # (submit seq, priority) per request in the order decodes started; bounded, for tests
+        # and debugging of the service order.
+        self._served: deque[tuple[int, Priority]] = deque(maxlen=service_log)
         self._cond = threading.Condition()
         self._closed = False
         self._seq = itertools.count()
@@ -88,7 +106,11 @@ class InferenceScheduler:
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the inference scheduler is shut down")
-            if priority == Priority.PARTIAL and key is not None:
+            if priority <= Priority.PARTIAL:
+                self._last_realtime = req.submitted
+            if priority in self._lower:
+                self._lower[priority].append(req)
+            elif priority == Priority.PARTIAL and key is not None:
                 old = self._partials.pop(key, None)
                 if old is not None:
                     self.stats.superseded += 1
@@ -120,12 +142,25 @@ class InferenceScheduler:
     @property
     def queue_depth(self) -> int:
         with self._cond:
-            return len(self._finals) + len(self._partials)
+            return self._depth()
+
+    def _depth(self) -> int:
+        return len(self._finals) + len(self._partials) + sum(map(len, self._lower.values()))
+
+    def service_log(self) -> list[tuple[int, Priority]]:
+        """(submit sequence number, priority) of recent requests, in the order they were decoded.
+
+        Sequence numbers grow with each submit: a smaller one was queued earlier."""
+        with self._cond:
+            return list(self._served)
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
             pending = list(self._finals) + list(self._partials.values())
+            for q in self._lower.values():
+                pending.extend(q)
+                q.clear()
             self._finals.clear()
             self._partials.clear()
             self._cond.notify_all()
@@ -137,31 +172,47 @@ class InferenceScheduler:
     # -- worker ---------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Request] | None:
         with self._cond:
-            while not self._closed and not self._finals and not self._partials:
+            while not self._closed and not self._depth():
                 self._cond.wait()
             if self._closed:
                 return None
             # Give concurrent sessions a few ms to join the batch.
             if self.max_batch > 1 and self.max_wait_s > 0:
                 deadline = time.monotonic() + self.max_wait_s
-                while (len(self._finals) + len(self._partials) < self.max_batch
-                       and not self._closed):
+                while self._depth() < self.max_batch and not self._closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            source_finals = bool(self._finals)
-            first = self._finals[0] if source_finals else next(iter(self._partials.values()))
+            # The highest class with work; lower classes wait (strict priority, no mixing).
+            queue = self._finals if self._finals else None
+            limit = self.max_batch
+            if queue is None and not self._partials:
+                queue = next(q for q in self._lower.values() if q)
+                now = time.monotonic()
+                if (queue is self._lower[Priority.FILE]
+                        and now - self._last_realtime < self.realtime_hold_s):
+                    # A file batch cannot be pre-empted: while streams are active, one window at
+                    # a time, so a realtime request arriving now waits for one window, not four.
+                    limit = 1
+                    # Mid-sentence (previews come every ~0.6 s) a window started now would
+                    # hold the stream's next preview/final for a whole decode: wait for a pause.
+                    until = min(self._last_realtime + self.realtime_idle_s,
+                                queue[0].submitted + self.file_max_defer_s)
+                    if now < until:
+                        self._cond.wait(until - now)
+                        return []  # look again: realtime work may have come meanwhile
+            first = queue[0] if queue is not None else next(iter(self._partials.values()))
             shape = (first.options.full_window, first.options.beam_size)
             batch: list[_Request] = []
-            if source_finals:
-                for req in list(self._finals):
-                    if len(batch) >= self.max_batch:
+            if queue is not None:
+                for req in list(queue):
+                    if len(batch) >= limit:
                         break
                     if (req.options.full_window, req.options.beam_size) == shape:
                         batch.append(req)
                 for req in batch:
-                    self._finals.remove(req)
+                    queue.remove(req)
             else:
                 for key, req in list(self._partials.items()):
                     if len(batch) >= self.max_batch:
@@ -184,7 +235,11 @@ class InferenceScheduler:
             if not batch:
                 continue
             start = time.monotonic()
+            with self._cond:
+                self._served.extend((r.seq, r.priority) for r in batch)
             for req in batch:
+                name = req.priority.name.lower()
+                self.stats.served_by_priority[name] = self.stats.served_by_priority.get(name, 0) + 1
                 wait = start - req.submitted
                 self.stats.queue_wait_seconds_total += wait
                 self.stats.max_queue_wait_seconds = max(self.stats.max_queue_wait_seconds, wait)
@@ -205,9 +260,11 @@ class InferenceScheduler:
             self._report(batch, start, done)
             for req, res in zip(batch, results, strict=True):
                 latency = done - req.submitted
+                # Only realtime work feeds the EMAs the recognizer paces itself by: a file
+                # window's long wait must not make previews back off.
                 if req.priority == Priority.FINAL:
                     self.stats.final_latency_ema_s = 0.8 * self.stats.final_latency_ema_s + 0.2 * latency
-                else:
+                elif req.priority == Priority.PARTIAL:
                     self.stats.partial_latency_ema_s = (0.8 * self.stats.partial_latency_ema_s
                                                         + 0.2 * latency)
                 req.future.set_result(res)

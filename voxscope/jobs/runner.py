@@ -26,6 +26,7 @@ from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.hub import Engine
 from voxscope.engine.offline import OfflineOptions, context_of
+from voxscope.engine.types import Priority
 from voxscope.engine.vad import FRAME_SAMPLES
 from voxscope.errors import ServiceError
 from voxscope.inputs import materialize
@@ -257,7 +258,8 @@ class TaskRunner:
                 self.repo.set_progress(task_id, self.worker_id, until)
                 state["reported"] = until
 
-        for s in self.engine.transcribe_stream(profile, audio(), opts, checkpoint=checkpoint):
+        for s in self.engine.transcribe_stream(profile, audio(), opts, checkpoint=checkpoint,
+                                               priority=Priority.FILE):
             state["pending"].append(results.stored_sentence(s, offset))
         end = offset + state["samples"] / SR
         if state["pending"] or end > state["from"]:

@@ -105,7 +105,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "max_sessions": rt.capacity.limit,
             "threads": threading.active_count(),
             "models": {name: {"path": str(s.backend.model_path), "queue": s.queue_depth,
-                              "decoded": s.stats.decoded, "batches": s.stats.batches}
+                              "decoded": s.stats.decoded, "batches": s.stats.batches,
+                              "served": dict(s.stats.served_by_priority)}
                        for name, s in rt.engine.schedulers.items()},
         })
 
