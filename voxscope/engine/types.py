@@ -40,7 +40,7 @@ class Transcript:
 class Priority(IntEnum):
     FINAL = 0  # realtime sentence results a user waits for: served first
     PARTIAL = 1  # realtime previews: coalesced per stream, the newest replaces older ones
-    SYNC = 2  # one-shot requests (multimodal, OpenAI audio, manual commits): a caller waits
+    SYNC = 2  # one-shot requests (multimodal, OpenAI audio): a caller waits
     FILE = 3  # async file-task windows: throughput work, served when nothing above waits
 
 

@@ -37,6 +37,7 @@ from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
 from voxscope.engine.text import is_cjk
+from voxscope.engine.types import Priority
 from voxscope.errors import ServiceError
 from voxscope.protocols import errors, json_body
 from voxscope.protocols.audio_io import decode
@@ -471,7 +472,9 @@ class RealtimeConnection:
         opts = OfflineOptions(language=self.cfg.language, allowed_languages=tuple(self.languages),
                               prompt=self.cfg.corpus)
         try:
-            sentences = await asyncio.to_thread(self.rt.engine.transcribe, self.profile, audio, opts)
+            # A committed item is a realtime result the user waits for: realtime-final priority.
+            sentences = await asyncio.to_thread(self.rt.engine.transcribe, self.profile, audio, opts,
+                                                Priority.FINAL)
         except Exception as exc:  # the engine failed on this item: report it, keep the session
             log.exception("manual item transcription failed")
             self._emit_item(item, {"type": "conversation.item.input_audio_transcription.failed",
