@@ -28,6 +28,20 @@ function liveToken() {
   return null;
 }
 
+let renew = null;
+
+/** How to get a new token once the held one has expired (the page asks for the key again). */
+export function onTokenExpired(fn) { renew = fn; }
+
+/** Before a request: an expired token is renewed first, so a long session keeps working. */
+export async function freshToken() {
+  if (token && !liveToken() && renew) {
+    token = null;
+    sessionStorage.removeItem(TOKEN_STORE);
+    await renew();
+  }
+}
+
 function authHeaders() {
   const tok = liveToken();
   return tok ? { Authorization: `Bearer ${tok}` } : {};
@@ -46,6 +60,7 @@ async function parse(res) {
 
 /** A JSON request to this server; throws ApiError with DashScope's code and message. */
 export async function call(path, { method = "GET", body, headers = {} } = {}) {
+  await freshToken();
   const init = { method, headers: { Accept: "application/json", ...authHeaders(), ...headers } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";

@@ -94,6 +94,7 @@ async function main() {
   languageMenu();
   apply();
   tabs();
+  api.onTokenExpired(() => askKey(t("key_expired")));
   let models;
   try {
     models = await connect();

@@ -135,6 +135,7 @@ export function initLive(ctx) {
       if (targetSel.value) parameters.translation_target_languages = [targetSel.value];
     }
     s.taskId = taskId;
+    await api.freshToken();
     s.ws = new WebSocket(api.inferenceUrl());
     s.ws.binaryType = "arraybuffer";
     s.ws.onopen = () => s.ws.send(JSON.stringify({
