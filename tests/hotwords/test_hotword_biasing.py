@@ -188,11 +188,10 @@ def test_row14_streaming_with_vocabulary(dashscope_at, vocab_ids):
 
 @pytest.mark.timeout(60)
 def test_updated_vocabulary_is_applied(dashscope_at, tmp_path):
-    # 停滞 is heard as 停制 without it (see the table above), and also with a vocabulary holding only
-    # 交易, a word of the clip the model already gets right (measured: 停制 at weights 1, 4 and 5; an
-    # unrelated Latin-script word such as "Bailian" is not used: as a prompt it flips 停制 to 停滞
-    # by itself). An update must reach the next task.
-    clip_id, word = "zh_BAC009S0764W0121", "停滞"
+    # An update must reach the next task. The word added is a made-up homophone of the clip's
+    # 停滞 (亭志, ting2 zhi4): the model never writes it by itself (whether it hears 停滞 or 停制
+    # depends on the decode), so only the updated vocabulary can put it in the text.
+    clip_id, word = "zh_BAC009S0764W0121", "亭志"
     v = Vocabs()
     try:
         vid = v.create([{"text": "交易", "weight": WEIGHT, "lang": "zh"}], prefix="upd")
