@@ -58,10 +58,18 @@ def _glibc() -> ctypes.CDLL | None:
         _libc = lib
     return _libc
 
+ONEDNN_PRIMITIVE_CACHE = 64  # oneDNN primitives kept (default 1024), see configure()
+
 
 def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
     """Apply the settings (once per process) and start the periodic trim; False outside glibc."""
     global _trimmer
+    # oneDNN (CTranslate2's CPU conv / matmul kernels) keeps a JIT-compiled primitive per input
+    # shape, up to 1024 by default; short-window decodes have a new encoder width almost every
+    # time, so the cache grew ~0.6 MB of native heap per distinct width (~1 MB per realtime
+    # session). A small cache bounds it; set the variable to override. Read when oneDNN first
+    # runs, so this must happen before the first decode.
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_PRIMITIVE_CACHE))
     libc = _glibc()
     if libc is None:
         return False

@@ -77,3 +77,50 @@ def test_malloc_arenas_stay_bounded_under_mixed_load(srv, host, tmp_path) -> Non
     if arenas == 0:
         pytest.skip("not glibc: no malloc arenas to bound")
     assert 1 <= arenas <= 2, f"{arenas} malloc arenas: per-thread arenas are not bounded"
+
+
+_SHAPES_SCRIPT = r"""
+import ctypes, gc, random, sys
+from voxscope import allocator
+allocator.configure(trim_period_s=None)
+import numpy as np
+from voxscope.config import load_settings
+from voxscope.engine.hub import Engine
+from voxscope.engine.types import DecodeOptions
+from tests.support import clip_pcm, manifest
+class MI(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6"); libc.mallinfo2.restype = MI
+def used():
+    gc.collect(); return libc.mallinfo2().uordblks / 2**20
+s = load_settings(data_dir=sys.argv[1])
+be = Engine(s).scheduler(s.profiles["paraformer-realtime-v2"].model).backend
+clip = next(c["id"] for c in manifest() if c["lang"] == "en")
+a = np.frombuffer(clip_pcm(clip), np.int16).astype(np.float32) / 32768
+opt = DecodeOptions(language="en", beam_size=1, full_window=False, word_timestamps=False,
+                    temperature_fallback=False)
+rng = random.Random(0)
+def run(n):
+    for _ in range(n):  # short windows: a new encoder width almost every decode
+        be.decode_batch([(a[:32000 + rng.randrange(0, 96000)], opt)])
+run(16)
+u0 = used(); run(24); print(f"GROWTH {used() - u0:.1f}")
+"""
+
+
+def test_new_window_widths_do_not_grow_native_heap(tmp_path) -> None:
+    """Each distinct encoder width used to leave a oneDNN primitive (~0.6 MB of native heap) in
+    a 1024-entry cache: ~1 MB per realtime session in a soak. allocator.configure() caps it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    out = subprocess.run([sys.executable, "-c", _SHAPES_SCRIPT, str(tmp_path)], env=env,
+                         cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    growth = float(re.search(r"GROWTH (\S+)", out.stdout).group(1))
+    assert growth < 4, f"native heap grew {growth} MB over 24 decodes of new widths"
