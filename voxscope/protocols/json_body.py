@@ -8,6 +8,7 @@ ValueError the protocol turns into its normal error, never a RecursionError or a
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -62,24 +63,31 @@ def is_json_type(content_type: str | None) -> bool:
                                             media.endswith("+json"))
 
 
-async def read_capped(request: Request, max_bytes: int) -> bytes:
-    """The whole body, or BodyTooLarge as soon as it is known to exceed max_bytes.
+def capped_request(request: Request, max_bytes: int) -> Request:
+    """The same request whose body stream raises BodyTooLarge once more than max_bytes arrived.
 
     Content-Length is checked before anything is read; a chunked body is counted as it arrives,
-    so a client streaming gigabytes costs at most max_bytes of memory.
+    so a client streaming gigabytes costs at most max_bytes of memory (Starlette's own body and
+    multipart readers have no limit).
     """
     length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > max_bytes:
-                raise BodyTooLarge
-        except ValueError:
-            pass  # the HTTP parser has already refused a malformed length
-    parts: list[bytes] = []
+    if length and length.strip().isdigit() and int(length) > max_bytes:
+        raise BodyTooLarge
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > max_bytes:
-            raise BodyTooLarge
-        parts.append(chunk)
-    return b"".join(parts)
+    receive: Callable[[], Awaitable[dict[str, Any]]] = request.receive
+
+    async def limited() -> dict[str, Any]:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise BodyTooLarge
+        return message
+
+    return Request(request.scope, limited)
+
+
+async def read_capped(request: Request, max_bytes: int) -> bytes:
+    """The whole body, or BodyTooLarge as soon as it is known to exceed max_bytes."""
+    return await capped_request(request, max_bytes).body()

@@ -26,7 +26,6 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,6 +41,7 @@ from voxscope.inputs.fetch import size_text
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.hosts import link_base
+from voxscope.protocols.json_body import BodyTooLarge, capped_request
 from voxscope.protocols.rest import caller, ok
 from voxscope.service.runtime import Runtime
 from voxscope.storage.signing import Signer
@@ -59,34 +59,6 @@ _FORM_SLACK = 64 << 10  # room for the form's text fields around the file
 _POLICY_CONTEXT = "voxscope-upload-policy\n"
 _OWNER_CONTEXT = "voxscope-upload-owner\n"
 UPLOAD_ROOT = "dashscope-instant"
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-def capped_request(request: Request, max_bytes: int) -> Request:
-    """The same request whose body stream raises BodyTooLarge once more than max_bytes arrived.
-
-    Starlette's multipart parser spools files without a size limit; this stops a client that
-    sends more than it may (with or without a Content-Length) as soon as it crosses the line.
-    """
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > max_bytes:
-        raise BodyTooLarge
-    received = 0
-    receive: Callable[[], Awaitable[dict[str, Any]]] = request.receive
-
-    async def limited() -> dict[str, Any]:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > max_bytes:
-                raise BodyTooLarge
-        return message
-
-    return Request(request.scope, limited)
 
 
 async def read_form(request: Request, max_bytes: int, *, max_fields: int = 32) -> FormData:
