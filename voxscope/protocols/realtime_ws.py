@@ -261,6 +261,8 @@ class RealtimeConnection:
             try:
                 msg = await asyncio.wait_for(self.ws.receive(), idle)
             except TimeoutError:
+                if self._pending:  # the server is still transcribing a commit: the client waits on us
+                    continue
                 await self._fatal("session_timeout", f"no client event for {idle:.0f} s")
                 return
             if msg["type"] == "websocket.disconnect":
