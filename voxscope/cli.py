@@ -43,6 +43,7 @@ def serve(
     allocator.configure()  # before any thread starts: keeps RSS flat under concurrent load
     import uvicorn
 
+    from voxscope.server import access_log
     from voxscope.server.app import create_app
     from voxscope.server.shutdown import DrainingServer
 
@@ -73,6 +74,7 @@ def serve(
     fastapi_app = create_app(settings)
     config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port,
                             log_level=log_level, ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
+    access_log.install()  # after uvicorn.Config set its loggers up
     server = DrainingServer(config, fastapi_app.state.runtime.drain, settings.shutdown_drain_s)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
