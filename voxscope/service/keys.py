@@ -151,6 +151,8 @@ class KeyRing:
                 return None
             return Principal(record.owner, key_id=record.key_id, temporary=True,
                              limits=_limits(key))
+        if not self.config.has_owner(record.owner):  # its config key was removed since
+            return None
         return Principal(record.owner, temporary=True)
 
     def _key(self, key_id: str) -> KeyRecord | None:
