@@ -80,6 +80,11 @@ class KeyRing:
     def allows(self, key: str | None) -> bool:
         return self.resolve(key) is not None
 
+    def admits(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request's `Authorization` holds a valid key or token (any, in open mode):
+        the check of pages that show more to a caller but count no limits (/health, the docs)."""
+        return self.allows(bearer_key(headers))
+
     def resolve(self, key: str | None) -> Principal | None:
         """The caller holding `key` (a key or a token), or None."""
         if not self.enabled:
