@@ -186,6 +186,8 @@ def micro(redis_url: str, n: int = 20000) -> list[tuple[str, float]]:
             ("KeyRing.authenticate, DB key + rps, RedisLimiter", each(auth(rings["redis"], limited),
                                                                      5000)),
             ("LocalLimiter.hit", each(lambda: local.hit("bench", 1e9))),
+            ("Redis PING round trip (the floor of any shared counter)",
+             each(remote._redis.ping, 5000)),
             ("RedisLimiter.hit", each(lambda: remote.hit("bench", 1e9), 5000)),
             ("LocalLimiter session acquire+release", each(session(local))),
             ("RedisLimiter session acquire+release", each(session(remote), 5000))]
