@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -33,6 +34,7 @@ from voxscope.inputs import materialize
 from voxscope.jobs import results
 from voxscope.jobs.repository import FAILED, SUCCEEDED, LeaseLost, TaskRepository
 from voxscope.storage.tables import TaskChunk, TaskFile
+from voxscope.storage.usage import UsageDelta, UsageStore, today
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class TaskRunner:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.requeue = None  # set by the pool: puts a released task back on the queue
+        self.usage = UsageStore(repo.db)
 
     # -- one task -------------------------------------------------------------------------------
     def run(self, task_id: str) -> None:
@@ -86,6 +89,7 @@ class TaskRunner:
                 self.repo.finish(task_id, self.worker_id, FAILED, "InternalError",
                                  f"internal error: {exc}")
                 finished = True
+                self._record_usage(task_id, failed=True)
             except LeaseLost:
                 pass
         finally:
@@ -143,7 +147,22 @@ class TaskRunner:
         else:
             code, message = failures[0] if failures else ("InternalError", "no input file")
             self.repo.finish(task_id, self.worker_id, FAILED, code, message)
+        self._record_usage(task_id, failed=not succeeded)
         return True
+
+    def _record_usage(self, task_id: str, failed: bool) -> None:
+        """The ended task's usage record: written here because this may be a separate worker
+        process; the shared database adds it to its owner's day. Only the worker whose finish
+        won the lease gets here (finish raises LeaseLost otherwise), so a task counts once."""
+        try:
+            view = self.repo.view(task_id)
+            if view is None:
+                return
+            self.usage.add([UsageDelta(view.task.owner, view.task.model, today(),
+                                       math.ceil(results.billed_seconds(view.files)),
+                                       tasks=1, failures=int(failed))])
+        except Exception:  # noqa: BLE001 - the task's outcome stands; usage is informative
+            log.warning("task %s: could not record usage", task_id, exc_info=True)
 
     # -- one file -------------------------------------------------------------------------------
     def _file(self, task_id: str, form: str, f: TaskFile, attempt: int, request: dict[str, Any],
