@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from voxscope.audio.file_decoder import iter_file_chunks, probe_audio
 from voxscope.config import Settings
@@ -87,9 +88,8 @@ class TaskRunner:
             log.exception("task %s failed", task_id)
             try:
                 self.repo.finish(task_id, self.worker_id, FAILED, "InternalError",
-                                 f"internal error: {exc}")
+                                 f"internal error: {exc}", also=self._usage(failed=True))
                 finished = True
-                self._record_usage(task_id, failed=True)
             except LeaseLost:
                 pass
         finally:
@@ -143,26 +143,23 @@ class TaskRunner:
                                   duration_s=duration)
             succeeded += 1
         if succeeded:
-            self.repo.finish(task_id, self.worker_id, SUCCEEDED)
+            self.repo.finish(task_id, self.worker_id, SUCCEEDED, also=self._usage(failed=False))
         else:
             code, message = failures[0] if failures else ("InternalError", "no input file")
-            self.repo.finish(task_id, self.worker_id, FAILED, code, message)
-        self._record_usage(task_id, failed=not succeeded)
+            self.repo.finish(task_id, self.worker_id, FAILED, code, message,
+                             also=self._usage(failed=True))
         return True
 
-    def _record_usage(self, task_id: str, failed: bool) -> None:
-        """The ended task's usage record: written here because this may be a separate worker
-        process; the shared database adds it to its owner's day. Only the worker whose finish
-        won the lease gets here (finish raises LeaseLost otherwise), so a task counts once."""
-        try:
-            view = self.repo.view(task_id)
-            if view is None:
-                return
-            self.usage.add([UsageDelta(view.task.owner, view.task.model, today(),
-                                       math.ceil(results.billed_seconds(view.files)),
-                                       tasks=1, failures=int(failed))])
-        except Exception:  # noqa: BLE001 - the task's outcome stands; usage is informative
-            log.warning("task %s: could not record usage", task_id, exc_info=True)
+    def _usage(self, failed: bool):
+        """The ended task's usage record, written with its end (same transaction): here, as this
+        may be a separate worker process; the shared database adds it to its owner's day. The
+        seconds are the task's `usage` (its files' durations, rounded up)."""
+        def write(s, task) -> None:
+            files = s.scalars(select(TaskFile).where(TaskFile.task_id == task.id)).all()
+            self.usage.add([UsageDelta(task.owner, task.model, today(),
+                                       math.ceil(results.billed_seconds(files)), tasks=1,
+                                       failures=int(failed))], session=s)
+        return write
 
     # -- one file -------------------------------------------------------------------------------
     def _file(self, task_id: str, form: str, f: TaskFile, attempt: int, request: dict[str, Any],

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from voxscope.storage.database import Database
 from voxscope.storage.tables import UsageDay
@@ -38,24 +39,31 @@ class UsageStore:
         self.db = db
         self._dialect = db.engine.dialect.name
 
-    def add(self, deltas: Iterable[UsageDelta]) -> None:
-        """Add the deltas in one transaction. An upsert (INSERT ... ON CONFLICT DO UPDATE) so
-        servers and workers sharing the database never lose each other's counts."""
+    def add(self, deltas: Iterable[UsageDelta], session: Session | None = None) -> None:
+        """Add the deltas in one transaction (`session`'s, when given). An upsert (INSERT ...
+        ON CONFLICT DO UPDATE) so servers and workers sharing the database never lose each
+        other's counts."""
         rows = [d for d in deltas if any(getattr(d, c) for c in COUNTERS)]
         if not rows:
             return
-        with self.db.session() as s:
-            for d in rows:
-                values = {"owner": d.owner, "model": d.model, "day": d.day,
-                          **{c: getattr(d, c) for c in COUNTERS}}
-                insert = self._insert()
-                if insert is None:
-                    self._add_portable(s, values)
-                    continue
-                stmt = insert(UsageDay).values(**values)
-                s.execute(stmt.on_conflict_do_update(
-                    index_elements=["owner", "model", "day"],
-                    set_={c: getattr(UsageDay, c) + getattr(stmt.excluded, c) for c in COUNTERS}))
+        if session is None:
+            with self.db.session() as s:
+                self._add(s, rows)
+        else:
+            self._add(session, rows)
+
+    def _add(self, s: Session, rows: list[UsageDelta]) -> None:
+        insert = self._insert()
+        for d in rows:
+            values = {"owner": d.owner, "model": d.model, "day": d.day,
+                      **{c: getattr(d, c) for c in COUNTERS}}
+            if insert is None:
+                self._add_portable(s, values)
+                continue
+            stmt = insert(UsageDay).values(**values)
+            s.execute(stmt.on_conflict_do_update(
+                index_elements=["owner", "model", "day"],
+                set_={c: getattr(UsageDay, c) + getattr(stmt.excluded, c) for c in COUNTERS}))
 
     def _insert(self):
         if self._dialect == "postgresql":
