@@ -170,12 +170,25 @@ def test_usage_agrees_with_the_results_usage_fields(srv, host, tmp_path):
     assert key not in listed.stdout
 
 
-def test_a_key_sees_only_its_own_rows(srv):
+def _sync_streamed(srv, key: str, host: AudioHost) -> int:
+    """MultiModalConversation.call streamed (SSE); returns the last event's `usage.seconds`."""
+    import dashscope
+
+    with sdk_at(srv, key):
+        events = list(dashscope.MultiModalConversation.call(
+            model=SYNC_MODEL, stream=True, incremental_output=True,
+            messages=[{"role": "user", "content": [{"audio": host.clip_url(CLIP)}]}]))
+    assert events and all(e.status_code == 200 for e in events), events
+    return int(events[-1].usage["seconds"])
+
+
+def test_a_key_sees_only_its_own_rows(srv, host):
     mine, other = create_key(srv, "own-a"), create_key(srv, "own-b")
-    _recognize_silence(srv, mine, seconds=2.0)
+    seconds = _sync_streamed(srv, mine, host)
     assert [r["key_id"] for r in _usage(srv, other)] == []
     rows = _usage(srv, mine)
-    assert {r["key_id"] for r in rows} == {key_id(srv, "own-a")}, rows
+    assert [(r["key_id"], r["model"], r["audio_seconds"], r["requests"]) for r in rows] == \
+        [(key_id(srv, "own-a"), SYNC_MODEL, seconds, 1)], rows
     # a temporary token of the key sees its key's rows
     token = httpx.post(srv.http + "/api/v1/tokens", timeout=TIMEOUT,
                        headers={"Authorization": f"Bearer {mine}"}).json()["token"]
