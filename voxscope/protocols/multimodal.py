@@ -211,6 +211,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot,
         n = 0
         done: list[Sentence] = []
         text = ""
+        metered = False
         try:
             async for s in iterate_in_threadpool(sentences()):
                 piece = separator(text, s) + s.text
@@ -226,6 +227,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot,
             tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
             final = _choice(None, None, "stop") if req.incremental else _choice(text, language, "stop")
             rt.usage.record(principal, req.profile.name, seconds)
+            metered = True
             yield _sse(n + 1, {"request_id": request_id, "output": {"choices": [final]},
                                "usage": _usage(context_count, tokens, seconds)})
         except Exception as exc:  # the engine failed mid-stream: the SDK reads event:error
@@ -234,10 +236,13 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot,
             if isinstance(exc, ServiceError):
                 code, message = exc.code, exc.message
             rt.usage.record(principal, req.profile.name, failures=1)
+            metered = True
             yield _sse(n + 1, {"request_id": request_id, "code": code, "message": message},
                        event="error", status=500)
         finally:
             slot.release()
+            if not metered:  # the client left mid-stream: its audio was recognized all the same
+                rt.usage.record(principal, req.profile.name, seconds)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
