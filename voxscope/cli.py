@@ -316,9 +316,15 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(config: Path = _CONFIG, data_dir: Path = _DATA_DIR,
               output_json: bool = typer.Option(False, "--json", help="JSON Lines output")) -> None:
-    """The keys (never the keys themselves): id, name, created, last used, expiry, state, limits."""
+    """The keys (never the keys themselves): id, name, created, last used, expiry, state, limits,
+    today's usage (UTC day: audio seconds, requests, file tasks, failures)."""
+    from voxscope.service.usage import report, totals
+    from voxscope.storage.usage import UsageStore, today
+
     store = _key_store(config, data_dir)
     records = store.list()
+    used = totals(report(UsageStore(store.db), since=today(), until=today()))
+    zero = {"audio_seconds": 0.0, "requests": 0, "tasks": 0, "failures": 0}
 
     def when(value) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
@@ -331,13 +337,16 @@ def keys_list(config: Path = _CONFIG, data_dir: Path = _DATA_DIR,
                 "expires": when(r.expires) if r.expires else None,
                 "state": "active" if r.active() else ("revoked" if r.revoked else "expired"),
                 "max_sessions": r.max_sessions, "rps": r.rps,
-                "max_queued_tasks": r.max_queued_tasks, "daily_audio_hours": r.daily_audio_hours}))
+                "max_queued_tasks": r.max_queued_tasks, "daily_audio_hours": r.daily_audio_hours,
+                "today": used.get(r.id, zero)}))
         return
-    rows = [("ID", "NAME", "CREATED", "LAST USED", "EXPIRES", "STATE", "LIMITS")]
+    rows = [("ID", "NAME", "CREATED", "LAST USED", "EXPIRES", "STATE", "LIMITS", "TODAY")]
     for r in records:
+        t = used.get(r.id, zero)
         rows.append((r.id, r.name, when(r.created), when(r.last_used), when(r.expires),
                      "active" if r.active() else ("revoked" if r.revoked else "expired"),
-                     _limits_text(r)))
+                     _limits_text(r), f"{t['audio_seconds']:g}s/{t['requests']:g}req/"
+                     f"{t['tasks']:g}tasks/{t['failures']:g}fail"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
@@ -377,6 +386,52 @@ def keys_update(
         typer.echo(f"error: no key {key_id!r}", err=True)
         raise typer.Exit(1)
     typer.echo(f"updated key {rec.id}: {_limits_text(rec)}", err=True)
+
+
+class UsageFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@app.command("usage")
+def usage(
+    key: str = typer.Option(None, "--key", help="Only this key (its id; a config key's owner)"),
+    since: str = typer.Option(None, help="First UTC day, YYYY-MM-DD"),
+    until: str = typer.Option(None, help="Last UTC day, YYYY-MM-DD"),
+    fmt: UsageFormat = typer.Option(UsageFormat.table, "--format", help="table, json or csv"),
+    config: Path = _CONFIG,
+    data_dir: Path = _DATA_DIR,
+) -> None:
+    """Usage per key, model and UTC day: audio seconds, requests, file tasks, failures (the same
+    numbers as GET /api/v1/usage, from the shared database)."""
+    import csv
+
+    from voxscope.errors import ServiceError
+    from voxscope.service.usage import UsageRow, owner_of, parse_day, report
+    from voxscope.storage.usage import UsageStore
+
+    try:
+        first, last = parse_day(since, "--since"), parse_day(until, "--until")
+    except ServiceError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    store = UsageStore(_key_store(config, data_dir).db)
+    rows = report(store, owner_of(key) if key else None, first, last)
+    fields = list(UsageRow.__dataclass_fields__)
+    if fmt == UsageFormat.json:
+        typer.echo(json.dumps({"usage": [r.as_dict() for r in rows]}, indent=2))
+    elif fmt == UsageFormat.csv:
+        out = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        out.writeheader()
+        out.writerows(r.as_dict() for r in rows)
+    else:
+        table = [tuple(f.upper() for f in fields)]
+        table += [(r.key_id, r.model or "-", r.date, f"{r.audio_seconds:g}", str(r.requests),
+                   str(r.tasks), str(r.failures)) for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(fields))]
+        for row in table:
+            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":

@@ -153,11 +153,15 @@ class TaskRepository:
                                                                    code, message)
 
     def finish(self, task_id: str, worker: str, status: str, code: str | None = None,
-               message: str | None = None) -> None:
+               message: str | None = None, also: Callable | None = None) -> None:
+        """End the task; `also(session, task)` runs in the same transaction (its usage record:
+        counted exactly when the end is, never for a worker that lost the lease)."""
         with self.db.session() as s:
             task = self._holding(s, task_id, worker)
             task.status, task.code, task.message, task.ended = status, code, message, utcnow()
             task.lease_until = None
+            if also is not None:
+                also(s, task)
 
     def release(self, task_id: str, worker: str) -> bool:
         """Give a task back (worker shutting down): PENDING again, to be requeued."""

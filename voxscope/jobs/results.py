@@ -12,10 +12,17 @@ reports it (`pcm_s16le`, `mp3`, `aac`, `opus`, ...), Qwen's `audio_info.format` 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from voxscope.engine.offline import Sentence
 from voxscope.engine.text import is_cjk
+
+
+def billed_seconds(files: Iterable[Any]) -> float:
+    """A finished task's audio seconds: the sum over its files (the task's `usage`, rounded up,
+    and what its usage record counts)."""
+    return sum(f.duration_s for f in files)
 
 
 def stored_sentence(s: Sentence, offset: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from voxscope.audio.file_decoder import iter_file_chunks, probe_audio
 from voxscope.config import Settings
@@ -33,6 +35,7 @@ from voxscope.inputs import materialize
 from voxscope.jobs import results
 from voxscope.jobs.repository import FAILED, SUCCEEDED, LeaseLost, TaskRepository
 from voxscope.storage.tables import TaskChunk, TaskFile
+from voxscope.storage.usage import UsageDelta, UsageStore, today
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class TaskRunner:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
         self.requeue = None  # set by the pool: puts a released task back on the queue
+        self.usage = UsageStore(repo.db)
 
     # -- one task -------------------------------------------------------------------------------
     def run(self, task_id: str) -> None:
@@ -84,7 +88,7 @@ class TaskRunner:
             log.exception("task %s failed", task_id)
             try:
                 self.repo.finish(task_id, self.worker_id, FAILED, "InternalError",
-                                 f"internal error: {exc}")
+                                 f"internal error: {exc}", also=self._usage(failed=True))
                 finished = True
             except LeaseLost:
                 pass
@@ -139,11 +143,23 @@ class TaskRunner:
                                   duration_s=duration)
             succeeded += 1
         if succeeded:
-            self.repo.finish(task_id, self.worker_id, SUCCEEDED)
+            self.repo.finish(task_id, self.worker_id, SUCCEEDED, also=self._usage(failed=False))
         else:
             code, message = failures[0] if failures else ("InternalError", "no input file")
-            self.repo.finish(task_id, self.worker_id, FAILED, code, message)
+            self.repo.finish(task_id, self.worker_id, FAILED, code, message,
+                             also=self._usage(failed=True))
         return True
+
+    def _usage(self, failed: bool):
+        """The ended task's usage record, written with its end (same transaction): here, as this
+        may be a separate worker process; the shared database adds it to its owner's day. The
+        seconds are the task's `usage` (its files' durations, rounded up)."""
+        def write(s, task) -> None:
+            files = s.scalars(select(TaskFile).where(TaskFile.task_id == task.id)).all()
+            self.usage.add([UsageDelta(task.owner, task.model, today(),
+                                       math.ceil(results.billed_seconds(files)), tasks=1,
+                                       failures=int(failed))], session=s)
+        return write
 
     # -- one file -------------------------------------------------------------------------------
     def _file(self, task_id: str, form: str, f: TaskFile, attempt: int, request: dict[str, Any],

@@ -42,6 +42,7 @@ from voxscope.service.requests import (
     resolve_profile,
 )
 from voxscope.service.runtime import Runtime
+from voxscope.service.usage import known_model
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class InferenceConnection:
         self.rt = runtime
         self.task: _Task | None = None
         self.principal: Principal | None = None
+        self._model = ""  # the model of the latest run-task, for a refusal's usage record
         self._send_lock = asyncio.Lock()
         self._closed = False
 
@@ -247,8 +249,12 @@ class InferenceConnection:
         if self.rt.drain.draining:  # a reused connection gets no new task either
             await self._fail_connection(SHUTDOWN_CODE, SHUTDOWN_MESSAGE, task_id)
             return
+        payload = msg.get("payload")
+        self._model = known_model(self.rt.settings, payload.get("model")
+                                  if isinstance(payload, dict) else None)
         try:
             req = parse_run_task(msg, self.rt)
+            await self.rt.usage.admit_async(self.principal)  # daily audio hours
             if req.vocabulary_id is not None:
                 assert self.principal is not None
                 words = await asyncio.to_thread(hotwords_for, self.rt.vocabularies,
@@ -457,6 +463,10 @@ class InferenceConnection:
         """task-failed, then close: a failed connection is not reused (DashScope behaviour)."""
         log.info("task %s failed: %s: %s", task_id or "-", code, message)
         self.rt.metrics.refused("inference", code)
+        if self.task is not None:
+            self.task.failed = True  # counted as a failure when the task ends
+        else:  # a refused run-task (or a protocol error between tasks)
+            self.rt.usage.record(self.principal, self._model, failures=1)
         await self._send(_event(task_id, "task-failed", {}, error_code=code, error_message=message))
         await self._end_task()
         await self._close(1000, code)
@@ -474,8 +484,13 @@ class InferenceConnection:
             return
         if task.watchdog is not None and task.watchdog is not asyncio.current_task():
             task.watchdog.cancel()
+        # One usage record per task, with the seconds task-finished reports (ceil); a failed or
+        # abandoned task still counts the audio it had recognized. Read before close() frees it.
+        audio = task.recognizer.audio_seconds if task.recognizer is not None else 0.0
         if task.recognizer is not None:
             task.recognizer.close()
         task.decoder.close()
         task.slot.release()
+        self.rt.usage.record(self.principal, task.req.profile.name, math.ceil(audio),
+                             failures=int(task.failed))
         self.rt.metrics.session_ended("inference", task.req.profile.name)

@@ -41,6 +41,7 @@ from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import context_tokens, json_body, section
 from voxscope.protocols.uploads import check_upload_owner
+from voxscope.service.auth import Principal
 from voxscope.service.capacity import Slot
 from voxscope.service.requests import SYNC_KINDS, resolve_language, resolve_profile
 from voxscope.service.runtime import Runtime
@@ -53,6 +54,7 @@ from voxscope.service.transcribe import (
     slices,
     work_dir,
 )
+from voxscope.service.usage import known_model
 
 log = logging.getLogger(__name__)
 
@@ -151,23 +153,35 @@ async def generation(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     principal = rt.keys.authenticate(request.headers)
     owner = principal.owner
-    body = await json_body(request)
-    req = await run_in_threadpool(parse_request, rt, body)
-    check_upload_owner(rt, req.audio, owner)
-    stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
-    slot = rt.capacity.slot(principal)
+    body: dict[str, Any] = {}
     try:
-        response = await _recognize(rt, req, stream, slot)
-    except BaseException:
-        slot.release()
+        await rt.usage.admit_async(principal)  # daily audio hours
+        body = await json_body(request)
+        req = await run_in_threadpool(parse_request, rt, body)
+        check_upload_owner(rt, req.audio, owner)
+    except ServiceError:
+        rt.usage.record(principal, known_model(rt.settings, body.get("model")), failures=1)
+        raise
+    stream = request.headers.get("x-dashscope-sse", "").strip().lower() == "enable"
+    try:
+        slot = rt.capacity.slot(principal)
+        try:
+            response = await _recognize(rt, req, stream, slot, principal)
+        except BaseException:
+            slot.release()
+            raise
+    except Exception:
+        rt.usage.record(principal, req.profile.name, failures=1)
         raise
     if not isinstance(response, StreamingResponse):
         slot.release()
     return response
 
 
-async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) -> Response:
-    """The answer; a streamed one releases the slot when its stream ends (or is dropped)."""
+async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot,
+                     principal: Principal) -> Response:
+    """The answer; a streamed one releases the slot when its stream ends (or is dropped).
+    Usage is recorded once with the answer's `usage.seconds` (a failed stream: as a failure)."""
     audio = await run_in_threadpool(load_audio, rt, req.audio)
     seconds = max(1, math.ceil(audio.size / TARGET_RATE - 1e-6))
     opts = OfflineOptions(language=req.language, allowed_languages=req.languages,
@@ -188,6 +202,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
         text = joined(result)
         language = main_language(result, req.language)
         out_tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
+        rt.usage.record(principal, req.profile.name, seconds)
         return JSONResponse({"request_id": request_id,
                              "output": {"choices": [_choice(text, language, "stop")]},
                              "usage": _usage(context_count, out_tokens, seconds)})
@@ -196,6 +211,7 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
         n = 0
         done: list[Sentence] = []
         text = ""
+        metered = False
         try:
             async for s in iterate_in_threadpool(sentences()):
                 piece = separator(text, s) + s.text
@@ -210,6 +226,8 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
             language = main_language(done, req.language)
             tokens = await run_in_threadpool(count_tokens, rt, req.profile, text, language)
             final = _choice(None, None, "stop") if req.incremental else _choice(text, language, "stop")
+            rt.usage.record(principal, req.profile.name, seconds)
+            metered = True
             yield _sse(n + 1, {"request_id": request_id, "output": {"choices": [final]},
                                "usage": _usage(context_count, tokens, seconds)})
         except Exception as exc:  # the engine failed mid-stream: the SDK reads event:error
@@ -217,10 +235,14 @@ async def _recognize(rt: Runtime, req: SyncRequest, stream: bool, slot: Slot) ->
             code, message = errors.INTERNAL_ERROR, str(exc) or "internal error"
             if isinstance(exc, ServiceError):
                 code, message = exc.code, exc.message
+            rt.usage.record(principal, req.profile.name, failures=1)
+            metered = True
             yield _sse(n + 1, {"request_id": request_id, "code": code, "message": message},
                        event="error", status=500)
         finally:
             slot.release()
+            if not metered:  # the client left mid-stream: its audio was recognized all the same
+                rt.usage.record(principal, req.profile.name, seconds)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

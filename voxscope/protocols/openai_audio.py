@@ -43,6 +43,7 @@ from voxscope.errors import (
     ServiceError,
 )
 from voxscope.protocols.uploads import BodyTooLarge, read_form
+from voxscope.service.auth import Principal
 from voxscope.service.formats import srt, vtt
 from voxscope.service.requests import SYNC_KINDS, resolve_language, resolve_profile
 from voxscope.service.runtime import Runtime
@@ -54,6 +55,7 @@ from voxscope.service.transcribe import (
     slices,
     work_dir,
 )
+from voxscope.service.usage import known_model
 
 router = APIRouter()
 
@@ -139,18 +141,25 @@ async def _handle(request: Request, task: str) -> Response:
 async def _serve(request: Request, task: str) -> Response:
     rt: Runtime = request.app.state.runtime
     principal = rt.keys.authenticate(request.headers)
+    form: FormData | None = None
     try:
-        form = await read_form(request, MAX_FILE_BYTES + (64 << 10))
-    except BodyTooLarge:
-        raise OpenAIError(413, f"Maximum content size limit ({MAX_FILE_BYTES}) exceeded.",
-                          param="file", code="file_too_large") from None
-    except StarletteHTTPException as exc:
-        raise OpenAIError(400, f"Could not parse multipart form: {exc.detail}") from None
-    try:
+        await rt.usage.admit_async(principal)  # daily audio hours
+        try:
+            form = await read_form(request, MAX_FILE_BYTES + (64 << 10))
+        except BodyTooLarge:
+            raise OpenAIError(413, f"Maximum content size limit ({MAX_FILE_BYTES}) exceeded.",
+                              param="file", code="file_too_large") from None
+        except StarletteHTTPException as exc:
+            raise OpenAIError(400, f"Could not parse multipart form: {exc.detail}") from None
         with rt.capacity.slot(principal):
-            return await _transcribe_form(rt, form, task)
+            return await _transcribe_form(rt, form, task, principal)
+    except Exception:  # a refusal or failure after authentication: counted once
+        model = form.get("model") if form is not None else None
+        rt.usage.record(principal, known_model(rt.settings, model), failures=1)
+        raise
     finally:
-        await form.close()
+        if form is not None:
+            await form.close()
 
 
 def _field(form: FormData, name: str) -> str | None:
@@ -162,7 +171,8 @@ def _field(form: FormData, name: str) -> str | None:
     return value.strip() or None
 
 
-async def _transcribe_form(rt: Runtime, form: FormData, task: str) -> Response:
+async def _transcribe_form(rt: Runtime, form: FormData, task: str,
+                           principal: Principal) -> Response:
     file = form.get("file")
     if not isinstance(file, UploadFile):
         raise OpenAIError(400, "'file' is a required property (a multipart file part)", param="file")
@@ -207,6 +217,8 @@ async def _transcribe_form(rt: Runtime, form: FormData, task: str) -> Response:
         raise OpenAIError(400, f"Invalid file format: {exc.message}", param="file",
                           code="invalid_value") from None
     text = joined(sentences)
+    # Recorded with the seconds `usage` reports (the text formats carry none; same count).
+    rt.usage.record(principal, profile.name, math.ceil(duration))
     if fmt == "text":
         return PlainTextResponse(text + "\n")
     if fmt == "srt":

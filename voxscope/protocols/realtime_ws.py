@@ -25,6 +25,7 @@ import binascii
 import contextlib
 import json
 import logging
+import math
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ from voxscope.protocols.ws import accept
 from voxscope.service.capacity import Slot
 from voxscope.service.requests import REALTIME_KINDS, resolve_language, resolve_profile
 from voxscope.service.runtime import Runtime
+from voxscope.service.usage import known_model
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +210,7 @@ class RealtimeConnection:
         self._finishing = False
         self._slot: Slot | None = None
         self._pending: set[asyncio.Task] = set()
+        self._failed = False  # ended by a fatal error: counted in usage failures
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -228,8 +231,11 @@ class RealtimeConnection:
     async def _open(self) -> bool:
         try:
             profile = resolve_profile(self.rt.settings, self.model, REALTIME_KINDS)
+            await self.rt.usage.admit_async(self.principal)  # daily audio hours
             self._slot = self.rt.capacity.slot(self.principal)
         except ServiceError as exc:
+            self.rt.usage.record(self.principal, known_model(self.rt.settings, self.model),
+                                 failures=1)
             await self._fatal(wire_code(exc), exc.message)
             return False
         self.profile = profile
@@ -254,6 +260,10 @@ class RealtimeConnection:
             slot, self._slot = self._slot, None
             slot.release()
             self.rt.metrics.session_ended("realtime", self.profile.name if self.profile else "")
+            # One usage record per session: the audio it received (whole seconds, as the
+            # inference socket's usage.duration counts them).
+            self.rt.usage.record(self.principal, self.profile.name if self.profile else "",
+                                 math.ceil(self._samples / SR), failures=int(self._failed))
 
     async def _loop(self) -> None:
         idle = self.rt.settings.idle_timeout_s
@@ -581,11 +591,13 @@ class RealtimeConnection:
 
     async def _fatal(self, code: str, message: str) -> None:
         busy = code.startswith("Throttling")  # the server's or the key's limit: retry later
+        self._failed = True
         self._error("server_error" if busy else "invalid_request_error", code, message)
         await self._close(1013 if busy else 1000, code[:100])
 
     async def shutdown(self, code: str, message: str) -> None:
         """Server shutdown: an `error` event (server_error ends a session), then a clean close."""
+        self._failed = True
         self._error("server_error", code, message)
         await self._close(1001, "server shutting down")
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from voxscope.config import Profile, Settings
 from voxscope.inputs import precheck
 from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, TaskView
+from voxscope.jobs.results import billed_seconds
 from voxscope.protocols import errors
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.hosts import link_base
@@ -33,6 +34,7 @@ from voxscope.service.requests import (
     resolve_language,
     resolve_profile,
 )
+from voxscope.service.usage import known_model
 
 router = APIRouter()
 
@@ -124,15 +126,23 @@ async def submit(request: Request) -> JSONResponse:
     rt = request.app.state.runtime
     principal = rt.keys.authenticate(request.headers)
     owner = principal.owner
-    body = await json_body(request)
-    profile = resolve_profile(rt.settings, body.get("model"), FILE_KINDS)
-    urls = _urls(profile, section(body, "input"), rt.settings)
-    for url in urls:
-        check_upload_owner(rt, url, owner)
-    options = await _options(request, owner, profile, section(body, "parameters"), body)
-    await run_in_threadpool(queued_tasks_ok, rt.db, owner, principal.limits)
-    task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name, profile.file_form,
-                                      urls, {"options": options})
+    body: dict[str, Any] = {}
+    try:
+        await rt.usage.admit_async(principal)  # daily audio hours
+        body = await json_body(request)
+        profile = resolve_profile(rt.settings, body.get("model"), FILE_KINDS)
+        urls = _urls(profile, section(body, "input"), rt.settings)
+        for url in urls:
+            check_upload_owner(rt, url, owner)
+        options = await _options(request, owner, profile, section(body, "parameters"), body)
+        await run_in_threadpool(queued_tasks_ok, rt.db, owner, principal.limits)
+        task_id = await run_in_threadpool(rt.tasks.submit, owner, profile.name,
+                                          profile.file_form, urls, {"options": options})
+    except Exception:  # a refusal after authentication counts as a failed request
+        rt.usage.record(principal, known_model(rt.settings, body.get("model")), failures=1)
+        raise
+    # The task's audio is recorded by the worker that finishes it (tasks, audio_seconds).
+    rt.usage.record(principal, profile.name)
     return ok({"output": {"task_id": task_id, "task_status": "PENDING"}})
 
 
@@ -177,7 +187,7 @@ def task_output(request: Request, view: TaskView) -> tuple[dict[str, Any], dict[
         out["progress"] = share
     usage = None
     if t.status in (SUCCEEDED, FAILED):
-        seconds = sum(f.duration_s for f in view.files)
+        seconds = billed_seconds(view.files)  # what the worker recorded as usage
         if t.form == "qwen":
             f = view.files[0]
             if f.status == SUCCEEDED:

@@ -42,6 +42,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         sweeper.cancel()
         rt.tasks.stop()
         rt.engine.close()
+        rt.usage.close()  # pending usage records reach the database
         rt.db.close()
 
     app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
@@ -149,8 +150,9 @@ def _rest_routers() -> list:
         tokens_rest,
         transcription_rest,
         uploads,
+        usage_rest,
         vocabulary_rest,
     )
 
     return [vocabulary_rest.router, transcription_rest.router, uploads.router, multimodal.router,
-            openai_audio.router, openai_models.router, tokens_rest.router]
+            openai_audio.router, openai_models.router, tokens_rest.router, usage_rest.router]

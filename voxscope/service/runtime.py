@@ -14,6 +14,7 @@ from voxscope.service.drain import Drain
 from voxscope.service.keys import KeyRing
 from voxscope.service.limits import Limiter, LocalLimiter
 from voxscope.service.metrics import Metrics
+from voxscope.service.usage import Metering
 from voxscope.storage.api_keys import KeyStore
 from voxscope.storage.database import Database
 from voxscope.storage.private import make_private_dir
@@ -33,6 +34,7 @@ class Runtime:
     tasks: TaskService
     vocabularies: VocabularyStore
     drain: Drain = field(default_factory=Drain)  # live sessions, and whether we shut down
+    usage: Metering = None  # type: ignore[assignment]  # built from db when not given
 
     @classmethod
     def create(cls, settings: Settings, engine: Engine | None = None) -> Runtime:
@@ -48,6 +50,8 @@ class Runtime:
                    vocabularies=VocabularyStore(db, settings.max_vocabularies))
 
     def __post_init__(self) -> None:
+        if self.usage is None:
+            self.usage = Metering(self.db)
         # Metrics: the engine's timings, and what /metrics reads when it is scraped.
         self.engine.observer = self.metrics
         self.metrics.watch(

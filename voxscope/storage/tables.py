@@ -117,3 +117,17 @@ class ApiToken(Base):
     owner: Mapped[str] = mapped_column(String(64))
     key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # None: a config key
     expires: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class UsageDay(Base):
+    """Usage metering: what one owner (a key's data owner) did with one model on one UTC day."""
+
+    __tablename__ = "usage"
+
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True, index=True)  # YYYY-MM-DD
+    audio_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    tasks: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
