@@ -44,7 +44,8 @@ class Engine:
                 backend = WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
                                          cpu_threads=self.settings.cpu_threads)
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
-                                           max_wait_s=self.settings.batch_wait_ms / 1000)
+                                           max_wait_s=self.settings.batch_wait_ms / 1000,
+                                           load_window_s=self.settings.load_window_s)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched

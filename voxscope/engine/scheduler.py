@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voxscope.engine.load import LoadMeter
 from voxscope.engine.types import DecodeOptions, Priority, Transcript
 from voxscope.engine.whisper_backend import WhisperBackend
 
@@ -68,7 +69,7 @@ class InferenceScheduler:
     def __init__(self, backend: WhisperBackend, *, max_batch: int = 4,
                  max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
                  realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
-                 service_log: int = 512) -> None:
+                 service_log: int = 512, load_window_s: float = 15.0) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -76,6 +77,7 @@ class InferenceScheduler:
         self.realtime_idle_s = realtime_idle_s
         self.file_max_defer_s = file_max_defer_s
         self.stats = SchedulerStats()
+        self.load = LoadMeter(load_window_s)  # measured load, for admission of new streams
         self._finals: deque[_Request] = deque()
         self._partials: OrderedDict[object, _Request] = OrderedDict()
         # Below the realtime classes: sync requests, then file windows (served in this order).
@@ -90,6 +92,7 @@ class InferenceScheduler:
         self._seq = itertools.count()
         # (audio seconds, decode seconds, [(priority, queue wait)]) per decoded batch (metrics)
         self.on_decoded: Callable[[float, float, list[tuple[str, float]]], None] | None = None
+        self.load.oldest_final = self._oldest_final
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
         self._thread.start()
 
@@ -146,6 +149,10 @@ class InferenceScheduler:
 
     def _depth(self) -> int:
         return len(self._finals) + len(self._partials) + sum(map(len, self._lower.values()))
+
+    def _oldest_final(self) -> float | None:
+        with self._cond:
+            return self._finals[0].submitted if self._finals else None
 
     def service_log(self) -> list[tuple[int, Priority]]:
         """(submit sequence number, priority) of recent requests, in the order they were decoded.
@@ -252,7 +259,11 @@ class InferenceScheduler:
                     req.future.set_exception(exc)
                 continue
             finally:
-                self.stats.busy_seconds += time.monotonic() - start
+                end = time.monotonic()
+                self.stats.busy_seconds += end - start
+                # A batch holds one class (promoted previews count as the finals they became).
+                self.load.record(start, end, batch[0].priority,
+                                 [start - r.submitted for r in batch if r.priority == Priority.FINAL])
                 self.stats.batches += 1
                 self.stats.last_batch_size = len(batch)
             self.stats.decoded += len(batch)

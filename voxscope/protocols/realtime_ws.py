@@ -228,7 +228,7 @@ class RealtimeConnection:
     async def _open(self) -> bool:
         try:
             profile = resolve_profile(self.rt.settings, self.model, REALTIME_KINDS)
-            self._slot = self.rt.capacity.slot(self.principal)
+            self._slot = self.rt.capacity.slot(self.principal, stream=True)
         except ServiceError as exc:
             await self._fatal(wire_code(exc), exc.message)
             return False
