@@ -65,6 +65,16 @@ def test_projection_with_the_prior_cost_counts_young_streams():
     why = a.check([clock.t] * 5)  # 5 * 0.1 + 0.1 = 0.6 > 0.5
     assert why is not None and "measured load" in why
     assert a.refused == 1
+    assert a.cost == 0.1  # nothing measured yet: the prior stands
+
+
+def test_young_streams_count_by_the_share_of_the_window_they_ran():
+    clock = Clock()
+    a = Admission(lambda: reading(0.4), max_load=0.9, stream_cost=0.05, window_s=10.0,
+                  clock=clock)
+    for _ in range(30):  # two streams that ran half the window each: 0.4 per stream-window
+        a.check([clock.t - 5.0, clock.t - 5.0])
+    assert a.cost == pytest.approx(0.4, abs=0.01)
 
 
 def test_cost_is_learned_from_measured_streams():

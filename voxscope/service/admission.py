@@ -8,9 +8,9 @@ model instead of letting every admitted stream's finals lag without bound.
   `max_load` (previews are not counted: they are coalesced and paced, so they degrade first);
 - realtime finals do not already wait more than `max_final_wait_s` for the model.
 
-A stream's final cost is learned from the measurement (final share / streams, once the streams
-have been running for a whole window) and starts at `stream_cost`, so streams that start together
-are counted before they have produced any load. The first stream is always admitted.
+A stream's final cost is learned from the measurement (final share / stream-windows measured)
+and starts at `stream_cost`, so streams that start together are counted before they have produced
+any load. The first stream is always admitted.
 """
 
 from __future__ import annotations
@@ -65,9 +65,10 @@ class Admission:
         self.last = load
         now = self.clock()
         n = len(stream_starts)
-        if all(now - t >= self.window_s for t in stream_starts):
-            # Every stream has run for a whole window: the share is theirs, learn the cost.
-            self.cost = 0.7 * self.cost + 0.3 * (load.final_share / n)
+        # Stream-windows measured: a stream that started half a window ago counts as half.
+        present = sum(min(max(now - t, 0.0) / self.window_s, 1.0) for t in stream_starts)
+        if present >= 1.0:
+            self.cost = 0.7 * self.cost + 0.3 * (load.final_share / present)
         projected = max(load.final_share, n * self.cost) + self.cost
         self.last_projected = projected
         if projected > self.max_load:
