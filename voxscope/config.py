@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     admit_max_load: float = 0.9
     admit_max_final_wait_s: float = 3.0  # the p95 target of finals
     admit_stream_cost: float = 0.08  # assumed share per stream until measured
+    admit_sentence_rate: float = 0.2  # finals/s a stream is priced at (x measured decode time)
     load_window_s: float = 15.0  # the sliding window load is measured over
     idle_timeout_s: float = 60.0  # no speech (no audio with heartbeat) for this long ends a task
     socket_idle_timeout_s: float = 60.0  # a connection with no task is closed after this

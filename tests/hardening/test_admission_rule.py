@@ -125,3 +125,15 @@ def test_read_loads_sums_models():
     r = read_loads(meters)
     assert r.final_share == pytest.approx(0.5)
     assert r.final_wait_s == pytest.approx(1.0)
+
+
+def test_a_stream_is_priced_by_the_measured_decode_time_before_its_share_shows():
+    clock = Clock()
+    m = LoadMeter(10.0, clock)
+    m.record(999.0, 1000.0, Priority.FINAL, [0.1, 0.1])  # 2 finals in 1 s: 0.5 s each
+    assert m.final_decode_s == pytest.approx(0.5)
+    a = Admission(lambda: read_loads([m]), max_load=0.9, stream_cost=0.01, sentence_rate=0.25,
+                  window_s=10.0, clock=clock)
+    # 0.5 s x 0.25 finals/s = 0.125 per stream: 6 streams -> 0.875, 7 -> 1.0
+    assert a.check([clock.t] * 6) is None
+    assert a.check([clock.t] * 7) is not None

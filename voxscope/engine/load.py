@@ -6,7 +6,9 @@ if the model can still serve every admitted stream's finals in time. Two measure
 - `share(priority)`: the fraction of the last `window_s` seconds the model thread spent decoding
   work of that class (realtime finals are what cannot degrade: previews are coalesced and paced);
 - `final_wait()`: how long realtime finals waited in the queue before their decode started
-  (mean over the window), or how long the oldest one queued now has waited, whichever is longer.
+  (mean over the window), or how long the oldest one queued now has waited, whichever is longer;
+- `final_decode_s`: model time one final takes (smoothed), which prices a stream before it has
+  run long enough to be measured.
 
 Pure bookkeeping with an injectable clock, so the admission rule can be unit-tested without a model.
 """
@@ -30,6 +32,7 @@ class LoadMeter:
         self._busy: deque[tuple[float, float, Priority]] = deque()  # (start, end, class)
         self._waits: deque[tuple[float, float]] = deque()  # (decode start, queue wait) of finals
         self.oldest_final: Callable[[], float | None] = lambda: None  # submit time of a queued final
+        self.final_decode_s: float | None = None  # smoothed model time per final (batch / size)
 
     def record(self, start: float, end: float, priority: Priority,
                final_waits: list[float] | None = None) -> None:
@@ -38,6 +41,10 @@ class LoadMeter:
             self._busy.append((start, end, priority))
             for w in final_waits or ():
                 self._waits.append((start, w))
+            if final_waits:
+                per = (end - start) / len(final_waits)
+                self.final_decode_s = (per if self.final_decode_s is None
+                                       else 0.8 * self.final_decode_s + 0.2 * per)
             self._prune(end)
 
     def _prune(self, now: float) -> None:

@@ -8,9 +8,10 @@ model instead of letting every admitted stream's finals lag without bound.
   `max_load` (previews are not counted: they are coalesced and paced, so they degrade first);
 - realtime finals do not already wait more than `max_final_wait_s` for the model.
 
-A stream's final cost is learned from the measurement (final share / stream-windows measured)
-and starts at `stream_cost`, so streams that start together are counted before they have produced
-any load. The first stream is always admitted.
+A stream's final cost is learned from the measurement (final share / stream-windows measured),
+starts at `stream_cost`, and is never below the model's measured time per final times
+`sentence_rate`, so streams that start together are counted before they have produced load.
+The first stream is always admitted.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ class LoadReading:
     final_share: float  # 0..1 of wall time, summed over models (they share the cores)
     preview_share: float
     final_wait_s: float  # the worst model's
+    final_decode_s: float | None = None  # model time per final (the slowest model's), if known
 
 
 def read_loads(meters: Iterable[LoadMeter]) -> LoadReading:
     meters = list(meters)
     return LoadReading(final_share=sum(m.share(Priority.FINAL) for m in meters),
                        preview_share=sum(m.share(Priority.PARTIAL) for m in meters),
-                       final_wait_s=max((m.final_wait() for m in meters), default=0.0))
+                       final_wait_s=max((m.final_wait() for m in meters), default=0.0),
+                       final_decode_s=max((m.final_decode_s for m in meters
+                                           if m.final_decode_s is not None), default=None))
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Admission:
     max_load: float = 0.9  # <= 0: admission by measured load is off (max_sessions only)
     max_final_wait_s: float = 3.0
     stream_cost: float = 0.08  # prior share of model time one stream's finals take
+    sentence_rate: float = 0.2  # sentences per second one stream is assumed to finalize
     window_s: float = 15.0  # the meters' window: a stream older than this is fully measured
     clock: Callable[[], float] = time.monotonic
     cost: float = field(init=False)  # learned per-stream final share
@@ -69,7 +74,12 @@ class Admission:
         present = sum(min(max(now - t, 0.0) / self.window_s, 1.0) for t in stream_starts)
         if present >= 1.0:
             self.cost = 0.7 * self.cost + 0.3 * (load.final_share / present)
-        projected = max(load.final_share, n * self.cost) + self.cost
+        # Never price a stream below what its sentences cost at the model's measured speed: the
+        # share measured lags behind streams that have just started talking.
+        cost = self.cost
+        if load.final_decode_s is not None:
+            cost = max(cost, load.final_decode_s * self.sentence_rate)
+        projected = max(load.final_share, n * cost) + cost
         self.last_projected = projected
         if projected > self.max_load:
             self.refused += 1
@@ -106,6 +116,8 @@ class AdmissionCollector(Collector):
              "(window mean, or the oldest queued one)", load.final_wait_s),
             ("voxscope_load_stream_cost", "Learned share of model time one stream's finals take",
              a.cost),
+            ("voxscope_load_final_decode_seconds", "Model time one realtime final takes "
+             "(smoothed; 0 until measured)", load.final_decode_s or 0.0),
             ("voxscope_load_admission_limit", "Projected final share above which new streams are "
              "refused (0: off)", a.max_load),
             ("voxscope_load_refused_streams", "Streams refused by measured load (since start)",

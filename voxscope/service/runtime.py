@@ -46,6 +46,7 @@ class Runtime:
                               max_load=settings.admit_max_load,
                               max_final_wait_s=settings.admit_max_final_wait_s,
                               stream_cost=settings.admit_stream_cost,
+                              sentence_rate=settings.admit_sentence_rate,
                               window_s=settings.load_window_s)
         return cls(settings=settings, engine=engine, keys=keys,
                    capacity=Capacity(settings.max_sessions, limiter, admission),
