@@ -45,7 +45,10 @@ class Engine:
                                          cpu_threads=self.settings.cpu_threads)
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
                                            max_wait_s=self.settings.batch_wait_ms / 1000,
-                                           load_window_s=self.settings.load_window_s)
+                                           load_window_s=self.settings.load_window_s,
+                                           realtime_hold_s=self.settings.realtime_hold_s,
+                                           realtime_idle_s=self.settings.realtime_idle_s,
+                                           file_max_defer_s=self.settings.file_max_defer_s)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
