@@ -2,21 +2,25 @@
 
 The server is configured with an admission limit so low that any measured or assumed final load
 of one running stream is "too much": while one stream runs, a second is refused with
-Throttling.Capacity (and says it was the measured load, not max_sessions), the running stream
-still gets every sentence's final, and once it has ended a new stream is admitted again. Nothing
-here depends on how fast the machine is: only codes, results and their order.
+Throttling.Capacity on both streaming wires (and says it was the measured load, not
+max_sessions), the running stream still gets every sentence's final, and once it has ended a new
+stream is admitted again. Nothing here depends on how fast the machine is: only codes, results
+and their order.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
 import httpx
 import pytest
+import websocket
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.realtime.helpers import KEY, MODEL, rt_url
 from tests.support import ServerProcess, clip, clip_pcm, error_rate, sdk_at, silence_pcm
 
 FRAME = 3200  # 100 ms of 16 kHz s16le
@@ -98,6 +102,18 @@ def test_stream_refused_by_measured_load_while_admitted_one_finishes(server):
     assert err.code == "Throttling.Capacity", (err.status_code, err.code, err.message)
     assert "measured load" in err.message, err.message
     assert not second.finals and not second.completed.is_set()
+
+    # The Qwen realtime wire refuses the same way: an `error` event, then the socket closes.
+    ws = websocket.create_connection(f"{rt_url(server)}?model={MODEL}", timeout=60,
+                                     header=[f"Authorization: Bearer {KEY}"])
+    try:
+        ev = json.loads(ws.recv())
+        assert ev["type"] == "error", ev
+        assert ev["error"]["code"].startswith("Throttling"), ev
+        assert "measured load" in ev["error"]["message"], ev
+    finally:
+        ws.close()
+    assert th.is_alive(), "the refusals came only after the running stream had ended"
 
     th.join(WAIT_S)
     assert not th.is_alive() and "exception" not in out, out
