@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import CHUNK, build_stream, pct  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
+from voxscope.config import Settings  # noqa: E402
 
 
 def long_stream(seed: int, repeat: int) -> tuple[bytes, list[tuple[float, float]]]:
@@ -87,7 +88,10 @@ def client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
 
 
 def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
-    server = ServerProcess(config={"server": {"max_sessions": n + 2, **overrides}}).start()
+    # Admission as shipped unless overridden (test servers default to it off).
+    admit = Settings.model_fields["admit_max_load"].default
+    server = ServerProcess(config={"server": {"max_sessions": n + 2, "admit_max_load": admit,
+                                              **overrides}}).start()
     try:
         outs: list[dict] = [{} for _ in range(n)]
         threads = []

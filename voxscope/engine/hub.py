@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from voxscope.config import LocalModel, Profile, Settings
+from voxscope.engine.load import calibrate
 from voxscope.engine.model_store import ModelStore
 from voxscope.engine.observer import EngineObserver
 from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
@@ -57,6 +58,10 @@ class Engine:
     def preload(self) -> None:
         for prof in self.settings.profiles.values():
             self.scheduler(prof.model)
+        # Before any traffic: time one final decode per model (load admission's first price).
+        for name, sched in (self.schedulers if self.settings.admit_max_load > 0 else {}).items():
+            log.info("model %s: one final decode takes %.2f s", name,
+                     calibrate(sched.backend, sched.load))
 
     def recognizer(self, profile: Profile, config: RecognizerConfig, emit: Emit,
                    boundary: Boundary | None = None) -> StreamingRecognizer:

@@ -20,7 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from voxscope.engine.types import Priority
+import numpy as np
+
+from voxscope.engine.types import DecodeOptions, Priority
 
 
 class LoadMeter:
@@ -73,3 +75,15 @@ class LoadMeter:
         mean = sum(waits) / len(waits) if waits else 0.0
         oldest = self.oldest_final()
         return max(mean, now - oldest if oldest is not None else 0.0)
+
+
+def calibrate(backend, meter: LoadMeter) -> float:
+    """Time one final-shaped decode (30 s window, beam search) before traffic arrives, so admission
+    can price streams from the first one on; it also warms the model up (the first decode pays
+    one-time kernel set-up, so this errs high, and real finals correct it). `backend` is a
+    WhisperBackend (duck-typed: decode_batch)."""
+    opts = DecodeOptions(beam_size=5, full_window=True, word_timestamps=True)
+    start = time.monotonic()
+    backend.decode_batch([(np.zeros(32000, dtype=np.float32), opts)])
+    meter.final_decode_s = time.monotonic() - start
+    return meter.final_decode_s
