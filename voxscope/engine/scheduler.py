@@ -49,6 +49,7 @@ class _Request:
     future: Future = field(default_factory=Future)
     submitted: float = field(default_factory=time.monotonic)
     seq: int = 0
+    first: bool = False  # a sentence's first preview
 
 
 @dataclass
@@ -102,10 +103,11 @@ class InferenceScheduler:
                first: bool = False) -> Future:
         """Queue a decode; the future resolves to a Transcript, or None if superseded.
 
-        `first` marks a sentence's first preview: it goes ahead of other previews, since the
-        delay until a speaker sees anything at all matters most.
+        `first` marks a sentence's first preview: it goes ahead of other previews and of
+        realtime finals, since the delay until a speaker sees anything at all matters most.
         """
-        req = _Request(audio, options, priority, key, seq=next(self._seq))
+        req = _Request(audio, options, priority, key, seq=next(self._seq),
+                       first=first and priority == Priority.PARTIAL)
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the inference scheduler is shut down")
@@ -191,8 +193,11 @@ class InferenceScheduler:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            # The highest class with work; lower classes wait (strict priority, no mixing).
-            queue = self._finals if self._finals else None
+            # The highest class with work; lower classes wait (strict priority, no mixing) -
+            # except a sentence's first preview: one short greedy window, it goes ahead of finals
+            # (the wait until a speaker sees anything at all matters most; finals lose ~0.1 s).
+            firsts = self._finals and any(r.first for r in self._partials.values())
+            queue = self._finals if self._finals and not firsts else None
             limit = self.max_batch
             if queue is None and not self._partials:
                 queue = next(q for q in self._lower.values() if q)
@@ -224,6 +229,8 @@ class InferenceScheduler:
                 for key, req in list(self._partials.items()):
                     if len(batch) >= self.max_batch:
                         break
+                    if firsts and not req.first:
+                        continue  # finals wait: only first previews go ahead of them
                     if (req.options.full_window, req.options.beam_size) == shape:
                         batch.append(req)
                         del self._partials[key]
