@@ -8,7 +8,7 @@ moment its onset was sent (onsets from Silero VAD run offline on the same audio)
 separately for short phrases and sentences; a phrase that got no partial at all (only its final)
 counts with its final's delay, since that is when the user first sees something.
 
-    python benchmarks/bench_first_partial.py --streams 1 4 --set min_partial_speech_ms=300
+    python benchmarks/bench_first_partial.py --streams 1 4 --baseline-set first_preview_ahead=false
 """
 
 from __future__ import annotations
@@ -100,17 +100,32 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="server settings, e.g. partial_interval_s=0.5")
+    ap.add_argument("--baseline-set", nargs="*", default=None, metavar="KEY=VALUE",
+                    help="also run, in the same run, a server with these settings (the baseline), "
+                         "e.g. first_preview_ahead=false")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
-    server = ServerProcess(config={"server": {"max_sessions": max(args.streams) + 2,
-                                              **overrides}}).start()
-    results: dict = {"machine": f"{platform.node()} {os.cpu_count()} cpus", "settings": overrides,
+    modes = [("settings", args.set)]
+    if args.baseline_set is not None:
+        modes.insert(0, ("baseline", args.baseline_set))
+    results: dict = {"machine": f"{platform.node()} {os.cpu_count()} cpus",
                      "loadavg_before": os.getloadavg(), "runs": []}
-    print(f"{'streams':>7} {'phrase 1st p50/p95':>19} {'no partial':>10} "
+    print(f"{'mode':>9} {'streams':>7} {'phrase 1st p50/p95':>19} {'no partial':>10} "
           f"{'sentence 1st p50/p95':>21} {'final p50/p95':>14} {'errors':>6}")
+    for mode, sets in modes:
+        overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in sets)}
+        run_mode(mode, overrides, args.streams, results)
+    results["loadavg_after"] = os.getloadavg()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+def run_mode(mode: str, overrides: dict, streams: list[int], results: dict) -> None:
+    server = ServerProcess(config={"server": {"max_sessions": max(streams) + 2,
+                                              **overrides}}).start()
     try:
-        for n in args.streams:
+        for n in streams:
             outs: list[dict] = [{} for _ in range(n)]
             threads = []
             for k in range(n):
@@ -126,7 +141,8 @@ def main() -> None:
             ph = [r["first"] for r in rows if r["kind"] == "phrase" and r["first"] is not None]
             se = [r["first"] for r in rows if r["kind"] == "sentence" and r["first"] is not None]
             fin = [r["final"] for r in rows if r["final"] is not None]
-            row = {"streams": n, "phrase_first_p50": pct(ph, 50), "phrase_first_p95": pct(ph, 95),
+            row = {"mode": mode, "settings": overrides, "streams": n,
+                   "phrase_first_p50": pct(ph, 50), "phrase_first_p95": pct(ph, 95),
                    "phrases_without_partial": sum(1 for r in rows if r["kind"] == "phrase"
                                                   and not r["had_partial"]),
                    "phrases": sum(1 for r in rows if r["kind"] == "phrase"),
@@ -134,17 +150,13 @@ def main() -> None:
                    "final_p50": pct(fin, 50), "final_p95": pct(fin, 95),
                    "errors": [o["error"] for o in outs if "error" in o]}
             results["runs"].append(row)
-            print(f"{n:>7} {row['phrase_first_p50']:>8.2f} / {row['phrase_first_p95']:<8.2f} "
+            print(f"{mode:>9} {n:>7} {row['phrase_first_p50']:>8.2f} / {row['phrase_first_p95']:<8.2f} "
                   f"{row['phrases_without_partial']:>4}/{row['phrases']:<5} "
                   f"{row['sentence_first_p50']:>9.2f} / {row['sentence_first_p95']:<9.2f} "
                   f"{row['final_p50']:>5.2f} / {row['final_p95']:<6.2f} {len(row['errors']):>6}",
                   flush=True)
     finally:
         server.stop()
-    results["loadavg_after"] = os.getloadavg()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

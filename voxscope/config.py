@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     realtime_hold_s: float = 5.0
     realtime_idle_s: float = 1.5
     file_max_defer_s: float = 6.0
+    first_preview_ahead: bool = True  # a sentence's first preview is decoded before queued finals
     idle_timeout_s: float = 60.0  # no speech (no audio with heartbeat) for this long ends a task
     socket_idle_timeout_s: float = 60.0  # a connection with no task is closed after this
     heartbeat_interval_s: float = 10.0

@@ -49,7 +49,8 @@ class Engine:
                                            load_window_s=self.settings.load_window_s,
                                            realtime_hold_s=self.settings.realtime_hold_s,
                                            realtime_idle_s=self.settings.realtime_idle_s,
-                                           file_max_defer_s=self.settings.file_max_defer_s)
+                                           file_max_defer_s=self.settings.file_max_defer_s,
+                                           first_preview_ahead=self.settings.first_preview_ahead)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched

@@ -70,13 +70,15 @@ class InferenceScheduler:
     def __init__(self, backend: WhisperBackend, *, max_batch: int = 4,
                  max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
                  realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
-                 service_log: int = 512, load_window_s: float = 15.0) -> None:
+                 service_log: int = 512, load_window_s: float = 15.0,
+                 first_preview_ahead: bool = True) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
         self.realtime_hold_s = realtime_hold_s
         self.realtime_idle_s = realtime_idle_s
         self.file_max_defer_s = file_max_defer_s
+        self.first_preview_ahead = first_preview_ahead  # first previews before finals
         self.stats = SchedulerStats()
         self.load = LoadMeter(load_window_s)  # measured load, for admission of new streams
         self._finals: deque[_Request] = deque()
@@ -107,7 +109,7 @@ class InferenceScheduler:
         realtime finals, since the delay until a speaker sees anything at all matters most.
         """
         req = _Request(audio, options, priority, key, seq=next(self._seq),
-                       first=first and priority == Priority.PARTIAL)
+                       first=first and priority == Priority.PARTIAL and self.first_preview_ahead)
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the inference scheduler is shut down")
