@@ -86,7 +86,7 @@ def test_stream_refused_by_measured_load_while_admitted_one_finishes(server):
     sentence = clip_pcm(CLIP)
     # Two sentences with a pause between them, then silence: the refusal comes between them,
     # so the running stream must still finalize a sentence after it.
-    pcm = silence_pcm(0.5) + sentence + silence_pcm(3.0) + sentence + silence_pcm(2.0)
+    pcm = silence_pcm(0.5) + sentence + silence_pcm(5.0) + sentence + silence_pcm(2.0)
     running, out = Collector(), {}
     th = threading.Thread(target=_paced, args=(pcm, running, out), daemon=True)
     th.start()
