@@ -171,9 +171,14 @@ class ServerProcess(ChildProcess):
 
     def start(self, timeout: float = 120.0) -> ServerProcess:
         cfg_path = self.write_config("config.yaml", self.config)
+        env = dict(self.env)
+        if "admit_max_load" not in (self.config.get("server") or {}):
+            # Admission by measured load depends on how busy the machine is: off unless a test or
+            # benchmark asks for it, so tests that run several streams never race the CPU.
+            env.setdefault("VOXSCOPE_ADMIT_MAX_LOAD", "0")
         self.launch([sys.executable, "-m", "voxscope.cli", "serve", "--port", str(self.port),
                      "--data-dir", str(self.workdir / "data"), "--config", str(cfg_path),
-                     "--log-level", "warning", *self.args], self.env)
+                     "--log-level", "warning", *self.args], env)
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -93,6 +93,21 @@ class Settings(BaseSettings):
 
     # realtime sessions
     max_sessions: int = 8  # concurrent recognition tasks; more get a Throttling error
+    # Admission by measured load (service/admission.py): a new realtime stream is refused when
+    # realtime finals, projected to one more stream, would take more than this share of model
+    # time (<= 0: off, max_sessions only), or when finals already wait this long for the model.
+    admit_max_load: float = 0.9
+    admit_max_final_wait_s: float = 3.0  # the p95 target of finals
+    admit_stream_cost: float = 0.08  # assumed share per stream until measured
+    admit_sentence_rate: float = 0.2  # finals/s a stream is priced at (x measured decode time)
+    load_window_s: float = 15.0  # the sliding window load is measured over
+    # File windows while realtime work is about (engine/scheduler.py): one window per batch while
+    # a realtime submit was seen within realtime_hold_s; a window waits for a pause in realtime
+    # work (no submit for realtime_idle_s), for at most file_max_defer_s.
+    realtime_hold_s: float = 5.0
+    realtime_idle_s: float = 1.5
+    file_max_defer_s: float = 6.0
+    first_preview_ahead: bool = True  # a sentence's first preview is decoded before queued finals
     idle_timeout_s: float = 60.0  # no speech (no audio with heartbeat) for this long ends a task
     socket_idle_timeout_s: float = 60.0  # a connection with no task is closed after this
     heartbeat_interval_s: float = 10.0

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from voxscope.config import LocalModel, Profile, Settings
+from voxscope.engine.load import calibrate
 from voxscope.engine.model_store import ModelStore
 from voxscope.engine.observer import EngineObserver
 from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
@@ -44,7 +45,12 @@ class Engine:
                 backend = WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
                                          cpu_threads=self.settings.cpu_threads)
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
-                                           max_wait_s=self.settings.batch_wait_ms / 1000)
+                                           max_wait_s=self.settings.batch_wait_ms / 1000,
+                                           load_window_s=self.settings.load_window_s,
+                                           realtime_hold_s=self.settings.realtime_hold_s,
+                                           realtime_idle_s=self.settings.realtime_idle_s,
+                                           file_max_defer_s=self.settings.file_max_defer_s,
+                                           first_preview_ahead=self.settings.first_preview_ahead)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
@@ -53,6 +59,10 @@ class Engine:
     def preload(self) -> None:
         for prof in self.settings.profiles.values():
             self.scheduler(prof.model)
+        # Before any traffic: time one final decode per model (load admission's first price).
+        for name, sched in (self.schedulers if self.settings.admit_max_load > 0 else {}).items():
+            log.info("model %s: one final decode takes %.2f s", name,
+                     calibrate(sched.backend, sched.load))
 
     def recognizer(self, profile: Profile, config: RecognizerConfig, emit: Emit,
                    boundary: Boundary | None = None) -> StreamingRecognizer:

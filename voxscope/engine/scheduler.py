@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voxscope.engine.load import LoadMeter
 from voxscope.engine.types import DecodeOptions, Priority, Transcript
 from voxscope.engine.whisper_backend import WhisperBackend
 
@@ -48,6 +49,7 @@ class _Request:
     future: Future = field(default_factory=Future)
     submitted: float = field(default_factory=time.monotonic)
     seq: int = 0
+    first: bool = False  # a sentence's first preview
 
 
 @dataclass
@@ -68,14 +70,17 @@ class InferenceScheduler:
     def __init__(self, backend: WhisperBackend, *, max_batch: int = 4,
                  max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
                  realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
-                 service_log: int = 512) -> None:
+                 service_log: int = 512, load_window_s: float = 15.0,
+                 first_preview_ahead: bool = True) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
         self.realtime_hold_s = realtime_hold_s
         self.realtime_idle_s = realtime_idle_s
         self.file_max_defer_s = file_max_defer_s
+        self.first_preview_ahead = first_preview_ahead  # first previews before finals
         self.stats = SchedulerStats()
+        self.load = LoadMeter(load_window_s)  # measured load, for admission of new streams
         self._finals: deque[_Request] = deque()
         self._partials: OrderedDict[object, _Request] = OrderedDict()
         # Below the realtime classes: sync requests, then file windows (served in this order).
@@ -90,6 +95,7 @@ class InferenceScheduler:
         self._seq = itertools.count()
         # (audio seconds, decode seconds, [(priority, queue wait)]) per decoded batch (metrics)
         self.on_decoded: Callable[[float, float, list[tuple[str, float]]], None] | None = None
+        self.load.oldest_final = self._oldest_final
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
         self._thread.start()
 
@@ -99,10 +105,11 @@ class InferenceScheduler:
                first: bool = False) -> Future:
         """Queue a decode; the future resolves to a Transcript, or None if superseded.
 
-        `first` marks a sentence's first preview: it goes ahead of other previews, since the
-        delay until a speaker sees anything at all matters most.
+        `first` marks a sentence's first preview: it goes ahead of other previews and of
+        realtime finals, since the delay until a speaker sees anything at all matters most.
         """
-        req = _Request(audio, options, priority, key, seq=next(self._seq))
+        req = _Request(audio, options, priority, key, seq=next(self._seq),
+                       first=first and priority == Priority.PARTIAL and self.first_preview_ahead)
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the inference scheduler is shut down")
@@ -147,6 +154,10 @@ class InferenceScheduler:
     def _depth(self) -> int:
         return len(self._finals) + len(self._partials) + sum(map(len, self._lower.values()))
 
+    def _oldest_final(self) -> float | None:
+        with self._cond:
+            return self._finals[0].submitted if self._finals else None
+
     def service_log(self) -> list[tuple[int, Priority]]:
         """(submit sequence number, priority) of recent requests, in the order they were decoded.
 
@@ -184,8 +195,11 @@ class InferenceScheduler:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
-            # The highest class with work; lower classes wait (strict priority, no mixing).
-            queue = self._finals if self._finals else None
+            # The highest class with work; lower classes wait (strict priority, no mixing) -
+            # except a sentence's first preview: one short greedy window, it goes ahead of finals
+            # (the wait until a speaker sees anything at all matters most; finals lose ~0.1 s).
+            firsts = self._finals and any(r.first for r in self._partials.values())
+            queue = self._finals if self._finals and not firsts else None
             limit = self.max_batch
             if queue is None and not self._partials:
                 queue = next(q for q in self._lower.values() if q)
@@ -217,6 +231,8 @@ class InferenceScheduler:
                 for key, req in list(self._partials.items()):
                     if len(batch) >= self.max_batch:
                         break
+                    if firsts and not req.first:
+                        continue  # finals wait: only first previews go ahead of them
                     if (req.options.full_window, req.options.beam_size) == shape:
                         batch.append(req)
                         del self._partials[key]
@@ -252,7 +268,11 @@ class InferenceScheduler:
                     req.future.set_exception(exc)
                 continue
             finally:
-                self.stats.busy_seconds += time.monotonic() - start
+                end = time.monotonic()
+                self.stats.busy_seconds += end - start
+                # A batch holds one class (promoted previews count as the finals they became).
+                self.load.record(start, end, batch[0].priority,
+                                 [start - r.submitted for r in batch if r.priority == Priority.FINAL])
                 self.stats.batches += 1
                 self.stats.last_batch_size = len(batch)
             self.stats.decoded += len(batch)

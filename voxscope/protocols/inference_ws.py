@@ -264,7 +264,7 @@ class InferenceConnection:
             await self._fail_connection(exc.code, exc.message, task_id)
             return
         try:
-            slot = self.rt.capacity.slot(self.principal)
+            slot = self.rt.capacity.slot(self.principal, stream=True)
         except ServiceError as exc:
             self.rt.metrics.tasks.labels("refused").inc()
             await self._fail_connection(exc.code, exc.message, task_id)

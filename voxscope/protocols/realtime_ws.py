@@ -232,7 +232,7 @@ class RealtimeConnection:
         try:
             profile = resolve_profile(self.rt.settings, self.model, REALTIME_KINDS)
             await self.rt.usage.admit_async(self.principal)  # daily audio hours
-            self._slot = self.rt.capacity.slot(self.principal)
+            self._slot = self.rt.capacity.slot(self.principal, stream=True)
         except ServiceError as exc:
             self.rt.usage.record(self.principal, known_model(self.rt.settings, self.model),
                                  failures=1)

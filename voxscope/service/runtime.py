@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from voxscope.config import Settings
 from voxscope.engine.hub import Engine
 from voxscope.jobs.workers import TaskService
+from voxscope.service.admission import Admission, AdmissionCollector, read_loads
 from voxscope.service.auth import KeyChecker
 from voxscope.service.capacity import Capacity
 from voxscope.service.drain import Drain
@@ -43,8 +44,15 @@ class Runtime:
         db = Database(settings.db_url())
         limiter = make_limiter(settings)
         keys = KeyRing(KeyChecker(settings.api_keys), KeyStore(db), limiter=limiter)
+        admission = Admission(lambda: read_loads(s.load for s in engine.schedulers.values()),
+                              max_load=settings.admit_max_load,
+                              max_final_wait_s=settings.admit_max_final_wait_s,
+                              stream_cost=settings.admit_stream_cost,
+                              sentence_rate=settings.admit_sentence_rate,
+                              window_s=settings.load_window_s)
         return cls(settings=settings, engine=engine, keys=keys,
-                   capacity=Capacity(settings.max_sessions, limiter), metrics=Metrics(), db=db,
+                   capacity=Capacity(settings.max_sessions, limiter, admission),
+                   metrics=Metrics(), db=db,
                    signer=Signer(load_secret(settings.secret_key, settings.data_dir)),
                    tasks=TaskService(settings, db, engine),
                    vocabularies=VocabularyStore(db, settings.max_vocabularies))
@@ -57,6 +65,8 @@ class Runtime:
         self.metrics.watch(
             lambda: {name: s.queue_depth for name, s in self.engine.schedulers.items()},
             self.tasks.repo.counts_by_state)
+        if self.capacity.admission is not None:
+            self.metrics.registry.register(AdmissionCollector(self.capacity.admission))
 
 
 def make_limiter(settings: Settings) -> Limiter:

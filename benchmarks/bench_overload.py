@@ -1,0 +1,156 @@
+"""Overload: offer more real-time streams than the machine can serve (issue 12, Overload/Streams).
+
+Starts a real `voxscope serve` and offers N streams (default 8) through the official SDK at
+real-time pace, arriving `--stagger` seconds apart. Reports how many were admitted and refused
+(Throttling.Capacity by measured load), and for the admitted streams: final delay p50/p95 after
+each sentence's end, first-partial delay p50 after its onset, and finals per speech region (every
+sentence must be finalized). With `--baseline` the same offer is made in the same run to a server
+with admission by measured load off (`admit_max_load=0`, only max_sessions), for comparison.
+
+    python benchmarks/bench_overload.py --streams 8 --baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_streaming import CHUNK, build_stream, pct  # noqa: E402
+from tests.support import ServerProcess  # noqa: E402
+from voxscope.config import Settings  # noqa: E402
+
+
+def long_stream(seed: int, repeat: int) -> tuple[bytes, list[tuple[float, float]]]:
+    """`repeat` streams of bench_streaming's kind back to back (regions shifted to match)."""
+    pcm, regions = b"", []
+    for k in range(repeat):
+        part, regs = build_stream(seed * 100 + k)
+        offset = len(pcm) / 32000
+        pcm += part
+        regions += [(a + offset, b + offset) for a, b in regs]
+    return pcm, regions
+
+
+def client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
+    import dashscope
+    from dashscope.audio.asr import Recognition, RecognitionCallback
+
+    dashscope.base_websocket_api_url = url_ws
+    dashscope.api_key = "bench"
+    events: list[tuple[float, dict]] = []
+
+    class CB(RecognitionCallback):
+        def on_event(self, result) -> None:
+            events.append((time.monotonic(), result.get_sentence()))
+
+        def on_error(self, result) -> None:
+            out["error"] = f"{result.code}: {result.message}"
+
+    r = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
+                    callback=CB())
+    try:
+        r.start()
+        t0 = time.monotonic()
+        for k, i in enumerate(range(0, len(pcm), CHUNK)):
+            if "error" in out:
+                break
+            r.send_audio_frame(pcm[i:i + CHUNK])
+            time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
+        if "error" not in out:
+            r.stop()
+    except Exception as exc:  # a refused stream may fail in start() or on its next frame
+        out.setdefault("error", f"{type(exc).__name__}: {exc}")
+    if "error" in out:
+        return
+    first_partial, final_delay = [], []
+    for onset, end in regions:
+        partials = [t - t0 for t, s in events if s["end_time"] is None and s["text"]
+                    and onset - 0.5 <= (s["begin_time"] / 1000) <= end]
+        finals = [t - t0 for t, s in events if s["end_time"] is not None
+                  and abs(s["end_time"] / 1000 - end) < 1.5]
+        if partials:
+            first_partial.append(min(partials) - onset)
+        if finals:
+            final_delay.append(min(finals) - end)
+    out.update(first_partial=first_partial, final=final_delay,
+               finals=sum(1 for _, s in events if s["end_time"] is not None),
+               regions=len(regions), covered=len(final_delay))
+
+
+def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
+    # Admission as shipped unless overridden (test servers default to it off).
+    admit = Settings.model_fields["admit_max_load"].default
+    server = ServerProcess(config={"server": {"max_sessions": n + 2, "admit_max_load": admit,
+                                              **overrides}}).start()
+    try:
+        outs: list[dict] = [{} for _ in range(n)]
+        threads = []
+        for k in range(n):
+            pcm, regions = long_stream(k + 1, repeat)
+            threads.append(threading.Thread(target=client, args=(server.ws_inference, pcm,
+                                                                 regions, outs[k])))
+        for th in threads:
+            th.start()
+            time.sleep(stagger)
+        for th in threads:
+            th.join()
+        health = server.health()
+    finally:
+        server.stop()
+    admitted = [o for o in outs if "error" not in o]
+    refused = [o["error"] for o in outs if "error" in o]
+    fd = [v for o in admitted for v in o["final"]]
+    fp = [v for o in admitted for v in o["first_partial"]]
+    return {"offered": n, "admitted": len(admitted), "refused": len(refused),
+            "refusals": refused[:3], "final_p50": pct(fd, 50), "final_p95": pct(fd, 95),
+            "final_max": max(fd, default=float("nan")), "first_partial_p50": pct(fp, 50),
+            "first_partial_p95": pct(fp, 95),
+            "regions_finalized": f"{sum(o['covered'] for o in admitted)}/"
+                                 f"{sum(o['regions'] for o in admitted)}",
+            "served": health["models"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--streams", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=2, help="stream length: ~30 s per repeat")
+    ap.add_argument("--stagger", type=float, default=2.0, help="seconds between arrivals")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also offer the same streams with admission by load off (same run)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="server settings, e.g. admit_max_load=0.7 load_window_s=10")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    results: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+                     "loadavg_before": os.getloadavg(), "runs": {}}
+    modes = [("admission", overrides)]
+    if args.baseline:
+        modes.append(("max_sessions only", {**overrides, "admit_max_load": 0}))
+    print(f"{'mode':>18} {'admitted':>8} {'refused':>7} {'final p50/p95/max (s)':>22} "
+          f"{'1st partial p50/p95':>20} {'finalized':>9}")
+    for name, ov in modes:
+        row = offer(args.streams, args.repeat, args.stagger, ov)
+        results["runs"][name] = row
+        print(f"{name:>18} {row['admitted']:>8} {row['refused']:>7} "
+              f"{row['final_p50']:>7.2f} / {row['final_p95']:.2f} / {row['final_max']:<6.2f} "
+              f"{row['first_partial_p50']:>9.2f} / {row['first_partial_p95']:<8.2f} "
+              f"{row['regions_finalized']:>9}", flush=True)
+    results["loadavg_after"] = os.getloadavg()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

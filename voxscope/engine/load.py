@@ -1,0 +1,89 @@
+"""How loaded one inference scheduler is, measured over a sliding window of wall time.
+
+Admission control (voxscope.service.admission) reads it: a realtime stream is only worth admitting
+if the model can still serve every admitted stream's finals in time. Two measures:
+
+- `share(priority)`: the fraction of the last `window_s` seconds the model thread spent decoding
+  work of that class (realtime finals are what cannot degrade: previews are coalesced and paced);
+- `final_wait()`: how long realtime finals waited in the queue before their decode started
+  (mean over the window), or how long the oldest one queued now has waited, whichever is longer;
+- `final_decode_s`: model time one final takes (smoothed), which prices a stream before it has
+  run long enough to be measured.
+
+Pure bookkeeping with an injectable clock, so the admission rule can be unit-tested without a model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+from voxscope.engine.types import DecodeOptions, Priority
+
+
+class LoadMeter:
+    def __init__(self, window_s: float = 15.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = max(window_s, 0.1)
+        self.clock = clock
+        self._lock = threading.Lock()  # written by the worker thread, read by the event loop
+        self._busy: deque[tuple[float, float, Priority]] = deque()  # (start, end, class)
+        self._waits: deque[tuple[float, float]] = deque()  # (decode start, queue wait) of finals
+        self.oldest_final: Callable[[], float | None] = lambda: None  # submit time of a queued final
+        self.final_decode_s: float | None = None  # smoothed model time per final (batch / size)
+
+    def record(self, start: float, end: float, priority: Priority,
+               final_waits: list[float] | None = None) -> None:
+        """One decoded batch: its wall-time span, its class and the queue waits of its finals."""
+        with self._lock:
+            self._busy.append((start, end, priority))
+            for w in final_waits or ():
+                self._waits.append((start, w))
+            if final_waits:
+                per = (end - start) / len(final_waits)
+                self.final_decode_s = (per if self.final_decode_s is None
+                                       else 0.8 * self.final_decode_s + 0.2 * per)
+            self._prune(end)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self._busy and self._busy[0][1] <= horizon:
+            self._busy.popleft()
+        while self._waits and self._waits[0][0] <= horizon:
+            self._waits.popleft()
+
+    def share(self, *classes: Priority) -> float:
+        """Fraction of the window the model spent decoding work of `classes` (0..1)."""
+        now = self.clock()
+        with self._lock:
+            self._prune(now)
+            horizon = now - self.window_s
+            busy = sum(min(end, now) - max(start, horizon)
+                       for start, end, p in self._busy if p in classes)
+        return min(max(busy / self.window_s, 0.0), 1.0)
+
+    def final_wait(self) -> float:
+        """Seconds realtime finals wait for the model now (see the module docstring)."""
+        now = self.clock()
+        with self._lock:
+            self._prune(now)
+            waits = [w for _, w in self._waits]
+        mean = sum(waits) / len(waits) if waits else 0.0
+        oldest = self.oldest_final()
+        return max(mean, now - oldest if oldest is not None else 0.0)
+
+
+def calibrate(backend, meter: LoadMeter) -> float:
+    """Time one final-shaped decode (30 s window, beam search) before traffic arrives, so admission
+    can price streams from the first one on; it also warms the model up (the first decode pays
+    one-time kernel set-up, so this errs high, and real finals correct it). `backend` is a
+    WhisperBackend (duck-typed: decode_batch)."""
+    opts = DecodeOptions(beam_size=5, full_window=True, word_timestamps=True)
+    start = time.monotonic()
+    backend.decode_batch([(np.zeros(32000, dtype=np.float32), opts)])
+    meter.final_decode_s = time.monotonic() - start
+    return meter.final_decode_s
