@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     fetch_allow_private: bool = False  # allow file_url to point at loopback/private addresses
     file_roots: EnvPathList = Field(default_factory=list)  # folders file:// input may read from
     task_lease_s: float = 30.0  # a running task whose worker stops renewing this long is resumed
+    session_lease_s: float = 30.0  # Redis limits: a dead server's key sessions free after this
     checkpoint_s: float = 60.0  # persist file-task progress after at least this much audio
     max_async_bytes: int = 2 << 30
     max_async_seconds: float = 12 * 3600.0

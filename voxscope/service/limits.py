@@ -1,9 +1,9 @@
 """Per-key limits (sessions at once, requests per second, queued file tasks) and their refusals
 with DashScope's throttling codes (HTTP 429).
 
-The counters live in one process (`LocalLimiter`). Limits across several servers need a shared
-counter: a `Limiter` backed by Redis (a sliding window in a sorted set, INCR/DECR for sessions)
-is the extension point; `queued_tasks_ok` already counts from the shared database.
+The counters live in one process (`LocalLimiter`), or in Redis for all servers sharing it
+(`redis_limits.RedisLimiter`, chosen when `queue_url` is `redis://…`); `queued_tasks_ok` counts
+from the shared database.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from voxscope.service.auth import KeyChecker
 from voxscope.service.capacity import Capacity
 from voxscope.service.drain import Drain
 from voxscope.service.keys import KeyRing
-from voxscope.service.limits import LocalLimiter
+from voxscope.service.limits import Limiter, LocalLimiter
 from voxscope.service.metrics import Metrics
 from voxscope.storage.api_keys import KeyStore
 from voxscope.storage.database import Database
@@ -39,7 +39,7 @@ class Runtime:
         make_private_dir(settings.data_dir)
         engine = engine or Engine(settings)
         db = Database(settings.db_url())
-        limiter = LocalLimiter()  # one process; a Redis-backed Limiter would share it across servers
+        limiter = make_limiter(settings)
         keys = KeyRing(KeyChecker(settings.api_keys), KeyStore(db), limiter=limiter)
         return cls(settings=settings, engine=engine, keys=keys,
                    capacity=Capacity(settings.max_sessions, limiter), metrics=Metrics(), db=db,
@@ -53,3 +53,14 @@ class Runtime:
         self.metrics.watch(
             lambda: {name: s.queue_depth for name, s in self.engine.schedulers.items()},
             self.tasks.repo.counts_by_state)
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    """Limits across all servers when they share a Redis (`queue_url: redis://…`), else in this
+    process only."""
+    url = settings.queue_url or ""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from voxscope.service.redis_limits import RedisLimiter
+
+        return RedisLimiter(url, lease_s=settings.session_lease_s)
+    return LocalLimiter()
