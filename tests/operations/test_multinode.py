@@ -23,15 +23,11 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -44,20 +40,19 @@ from tests.files.helpers import QWEN, AudioHost, WorkerProcess, concat_clips, ge
 from tests.files.test_postgres import pg_url  # noqa: F401 - the module's PostgreSQL cluster
 from tests.files.test_scale_out import redis_port  # noqa: F401 - the module's Redis
 from tests.operations.helpers import create_key, key_id, keys_cli, wait_keyed
+from tests.operations.multinode_support import Missing, Nginx
 from tests.realtime.helpers import COMPLETED, close_quietly, connect, send, silence, update
 from tests.support import (
     ServerProcess,
     clip,
     clip_pcm,
     error_rate,
-    free_port,
     norm_words,
     sdk_at,
     silence_pcm,
     wav_bytes,
 )
 
-DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx.conf"
 QUOTA = "Throttling.AllocationQuota"
 BOUND_S = float(os.environ.get("VOXSCOPE_TEST_MULTINODE_BOUND_S", "30"))  # generous; promise: 5 s
 LEASE_S = 5  # a killed server's running task is taken over after this
@@ -69,87 +64,6 @@ FILE_CLIPS = ["en_jfk_inaugural", "en_ljspeech_LJ001-0001", "zh_funasr_asr_examp
 # must give exactly the text of an uninterrupted run
 LONG_CLIPS = ["en_jfk_inaugural", "en_librispeech_1995-1837-0001", "en_ljspeech_LJ001-0001",
               "en_beckett"]
-
-
-# -- nginx ----------------------------------------------------------------------------------------
-def render_nginx(text: str, listen: int, upstreams: list[int]) -> str:
-    """deploy/nginx.conf with its listen port and its two upstream ports replaced; nothing else."""
-    lines = re.findall(r"^\s*server 127\.0\.0\.1:\d+ .*;$", text, re.M)
-    assert len(lines) == len(upstreams), lines
-    for line, port in zip(lines, upstreams, strict=True):
-        text = text.replace(line, re.sub(r":\d+ ", f":{port} ", line, count=1))
-    text, n = re.subn(r"listen 8080;", f"listen 127.0.0.1:{listen};", text)
-    assert n == 1, "deploy/nginx.conf no longer listens on 8080"
-    return text
-
-
-class Nginx:
-    """nginx run in the foreground as this user, its prefix (logs, temp files) in a temp folder."""
-
-    def __init__(self, upstreams: list[int]) -> None:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.access(binary, os.X_OK):
-            pytest.skip("nginx is not installed (Debian package nginx; scripts/test.sh installs it)")
-        self.binary = binary
-        self.port = free_port()
-        self.prefix = Path(tempfile.mkdtemp(prefix="voxscope-nginx-"))
-        # As root nginx's workers run as `nobody`: they must reach the temp folders.
-        self.prefix.chmod(0o755)
-        for sub in ("logs", "tmp"):
-            (self.prefix / sub).mkdir(mode=0o755)
-        self.conf = self.prefix / "nginx.conf"
-        self.conf.write_text(render_nginx(DEPLOY_CONF.read_text(), self.port, upstreams))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30.0) -> Nginx:
-        self.proc = subprocess.Popen(
-            [self.binary, "-p", f"{self.prefix}/", "-e", "logs/error.log", "-c", str(self.conf),
-             "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}: {self.errors()}")
-            try:
-                httpx.get(f"{self.http}/health/live", timeout=2)
-                return self
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, f"nginx did not answer: {self.errors()}"
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        shutil.rmtree(self.prefix, ignore_errors=True)
-
-    def errors(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.prefix / "logs" / "error.log").read_text(errors="replace")[-3000:]
-        return ""
-
-    def access(self) -> list[tuple[str, str, int]]:
-        """(method, path, upstream port) of each proxied request in the access log; the last
-        upstream when nginx tried several."""
-        out = []
-        for line in (self.prefix / "logs" / "access.log").read_text(errors="replace").splitlines():
-            m = re.search(r'"(\w+) (\S+) [^"]*" \d+ \d+ upstream=(\S+(?:, \S+)*) ', line)
-            if m and m.group(3) != "-":
-                out.append((m.group(1), m.group(2), int(m.group(3).rsplit(":", 1)[1])))
-        return out
-
-    # what tests.support.sdk_at and tests.realtime.helpers.connect read
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_inference(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api-ws/v1/inference"
 
 
 @dataclass
@@ -177,10 +91,14 @@ def cluster(pg_url, redis_port):  # noqa: F811 - the imported fixtures
     worker = WorkerProcess(config={"server": common}, name="worker")
     nginx = None
     try:
+        try:
+            nginx = Nginx([a.port, b.port])
+        except Missing as exc:
+            pytest.skip(f"{exc}; scripts/test.sh installs it")
         with ThreadPoolExecutor(3) as pool:  # model loads overlap
             for f in [pool.submit(p.start) for p in (a, b, worker)]:
                 f.result()
-        nginx = Nginx([a.port, b.port]).start()
+        nginx.start()
         key = create_key(a, "app")  # on one machine; the database shares it
         for s in (a, b):
             wait_keyed(s)
@@ -226,7 +144,10 @@ def _converse(gw: Nginx, key: str, clip_id: str) -> str:
 
 
 class Held:
-    """A raw inference WebSocket task through nginx, kept alive with silence until finished."""
+    """A raw inference WebSocket task through nginx, kept alive with silence until finished.
+
+    A reader thread takes every event as it comes, as the SDK does: websocket-client answers the
+    server's pings only while it reads, and an unanswered ping ends the connection."""
 
     def __init__(self, url: str, key: str) -> None:
         self.ws = websocket.create_connection(url, header=[f"Authorization: Bearer {key}"],
@@ -239,10 +160,12 @@ class Held:
                         "parameters": {"format": "pcm", "sample_rate": 16000,
                                        "heartbeat": True}}}))
         self.first = json.loads(self.ws.recv())["header"]
+        self.end: str | None = None  # task-finished, task-failed, or closed
+        self.ended = threading.Event()
         self._stop = threading.Event()
-        self._feeder = threading.Thread(target=self._feed, daemon=True)
         if self.started:
-            self._feeder.start()
+            threading.Thread(target=self._read, daemon=True).start()
+            threading.Thread(target=self._feed, daemon=True).start()
         else:
             self.ws.close()
 
@@ -250,30 +173,34 @@ class Held:
     def started(self) -> bool:
         return self.first["event"] == "task-started"
 
-    def _feed(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                self.ws.send_binary(silence_pcm(0.1))
-            except Exception:  # noqa: BLE001 - the socket closed; finish() reports it
-                return
-
-    def finish(self) -> str:
-        """`task-finished`, `task-failed`, or `closed` when the connection broke."""
-        self._stop.set()
-        if self._feeder.is_alive():
-            self._feeder.join()
+    def _read(self) -> None:
         try:
-            self.ws.send(json.dumps({"header": {"action": "finish-task", "task_id": self.task_id,
-                                                "streaming": "duplex"}, "payload": {"input": {}}}))
             while True:
                 event = json.loads(self.ws.recv())["header"]["event"]
                 if event in ("task-finished", "task-failed"):
-                    return event
+                    self.end = event
+                    break
         except (websocket.WebSocketException, OSError, ValueError):
-            return "closed"
-        finally:
-            with contextlib.suppress(Exception):
-                self.ws.close()
+            self.end = "closed"
+        self.ended.set()
+
+    def _feed(self) -> None:
+        while not self._stop.wait(0.1) and not self.ended.is_set():
+            try:
+                self.ws.send_binary(silence_pcm(0.1))
+            except Exception:  # noqa: BLE001 - the socket closed; the reader reports it
+                return
+
+    def finish(self) -> str:
+        """How the task ended: `task-finished`, `task-failed`, or `closed` (connection broke)."""
+        self._stop.set()
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            self.ws.send(json.dumps({"header": {"action": "finish-task", "task_id": self.task_id,
+                                                "streaming": "duplex"}, "payload": {"input": {}}}))
+        self.ended.wait(timeout=BOUND_S * 4)
+        with contextlib.suppress(Exception):
+            self.ws.close()
+        return self.end or "no answer"
 
 
 # -- file tasks ----------------------------------------------------------------------------------------
@@ -400,7 +327,7 @@ def test_kill9_one_server_survivor_takes_over(cluster):
             assert time.monotonic() < deadline, ("a never ran a task", rows)
             time.sleep(0.05)
         a.stop(kill=True)  # kill -9, process group included
-        victim = on_a[0]
+        victim, since = on_a[0], len(gw.access())
         # New work through the one address lands on the survivor.
         more = [_submit(cluster.host.clip_url(cid)) for cid in FILE_CLIPS[:2]]
         for cid in REALTIME_CLIPS:
@@ -426,3 +353,8 @@ def test_kill9_one_server_survivor_takes_over(cluster):
     for i in ids:
         assert words[i] == words[victim], ("a taken-over task's text differs", texts)
     assert httpx.get(f"{b.http}/health/ready", timeout=30).status_code == 200
+    # Whatever nginx tried first, every request made after the kill was answered by the survivor
+    # (the log line of a WebSocket is written when it closes: a's sessions cut by the kill too).
+    after = gw.access()[since:]
+    assert {port for _, path, port in after if not path.startswith("/api-ws/")} == {b.port}, after
+    assert len([e for e in after if e[2] == a.port]) <= per_server[0], (per_server, after)
