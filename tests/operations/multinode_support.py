@@ -92,9 +92,12 @@ class Nginx:
         upstream when nginx tried several."""
         out = []
         for line in (self.prefix / "logs" / "access.log").read_text(errors="replace").splitlines():
-            m = re.search(r'"(\w+) (\S+) [^"]*" \d+ \d+ upstream=(\S+(?:, \S+)*) ', line)
-            if m and m.group(3) != "-":
-                out.append((m.group(1), m.group(2), int(m.group(3).rsplit(":", 1)[1])))
+            # a failover reads `upstream=127.0.0.1:8001, 127.0.0.1:8002 upstream_status=502, 200`
+            m = re.search(r'"(\w+) (\S+) [^"]*" \d+ \d+ upstream=(.*?) upstream_status=', line)
+            # (` : ` separates the upstreams of an internal redirect)
+            last = re.split(r",\s|\s:\s", m.group(3))[-1].strip() if m else "-"
+            if m and last != "-":
+                out.append((m.group(1), m.group(2), int(last.rsplit(":", 1)[1])))
         return out
 
     # what tests.support.sdk_at and tests.realtime.helpers.connect read
