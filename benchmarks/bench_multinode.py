@@ -10,6 +10,9 @@ per minute. On one machine both servers share its cores, so expect about 1.0x th
 means something on separate machines.
 
     python benchmarks/bench_multinode.py --tasks 24 --workers 1
+
+A third setup, one server with twice the workers (as many tasks at once as the two servers),
+separates a second machine's gain from running more tasks at once.
 """
 
 from __future__ import annotations
@@ -59,9 +62,10 @@ def _run_tasks(gw: Nginx, urls: list[str]) -> float:
         return time.monotonic() - start
 
 
-def _setup(n_servers: int, common: dict, host: AudioHost, urls: list[str],
+def _setup(n_servers: int, workers: int, common: dict, host: AudioHost, urls: list[str],
            audio_s: float) -> dict:
-    servers = [ServerProcess(config={"server": common}) for _ in range(n_servers)]
+    servers = [ServerProcess(config={"server": {**common, "workers": workers}})
+               for _ in range(n_servers)]
     nginx = None
     try:
         with ThreadPoolExecutor(n_servers) as pool:
@@ -73,7 +77,7 @@ def _setup(n_servers: int, common: dict, host: AudioHost, urls: list[str],
         load = os.getloadavg()[0]
         took = _run_tasks(nginx, urls)
         spread = sorted({p for _, path, p in nginx.access() if path.startswith("/api/v1/services")})
-        return {"servers": n_servers, "tasks": len(urls), "seconds": took,
+        return {"servers": n_servers, "workers": workers, "tasks": len(urls), "seconds": took,
                 "tasks_per_min": len(urls) / took * 60, "audio_min_per_min": audio_s / took,
                 "load_before": load, "load_after": os.getloadavg()[0],
                 "submits_went_to": len(spread)}
@@ -103,20 +107,24 @@ def main() -> None:
         with postgres_server() as pg, redis_server() as redis_port:
             common = {"database_url": pg, "queue_url": f"redis://127.0.0.1:{redis_port}/0",
                       "secret_key": "bench-multinode", "fetch_allow_private": True,
-                      "workers": args.workers, "cpu_threads": args.cpu_threads}
+                      "cpu_threads": args.cpu_threads}
             urls = [host.clip_url(c) for c in chosen]
-            rows = [_setup(n, common, host, urls, audio_s) for n in (1, 2)]
+            # The third setup runs as many tasks at once as the two servers together: it tells
+            # a second machine's gain from mere task concurrency.
+            w = args.workers
+            rows = [_setup(n, k, common, host, urls, audio_s) for n, k in ((1, w), (2, w), (1, 2 * w))]
     finally:
         host.stop()
-    print(f"\n{'setup':<22}{'seconds':>9}{'tasks/min':>11}{'audio min/min':>15}"
+    print(f"\n{'setup':<30}{'seconds':>9}{'tasks/min':>11}{'audio min/min':>15}"
           f"{'load before→after':>20}")
     for r in rows:
-        name = f"{r['servers']} server(s) + nginx"
-        print(f"{name:<22}{r['seconds']:>9.1f}{r['tasks_per_min']:>11.1f}"
+        name = f"{r['servers']} server(s) x {r['workers']} worker(s)"
+        print(f"{name:<30}{r['seconds']:>9.1f}{r['tasks_per_min']:>11.1f}"
               f"{r['audio_min_per_min']:>15.2f}{r['load_before']:>12.1f} → {r['load_after']:.1f}")
-    ratio = rows[1]["tasks_per_min"] / rows[0]["tasks_per_min"]
-    print(f"\n2 servers / 1 server: {ratio:.2f}x file tasks per minute "
-          f"(submits spread over {rows[1]['submits_went_to']} servers)")
+    one, two, wide = (r["tasks_per_min"] for r in rows)
+    print(f"\n2 servers / 1 server: {two / one:.2f}x file tasks per minute (submits spread over "
+          f"{rows[1]['submits_went_to']} servers); 2 servers / 1 server with as many workers: "
+          f"{two / wide:.2f}x")
 
 
 if __name__ == "__main__":
