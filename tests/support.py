@@ -188,10 +188,12 @@ class ServerProcess(ChildProcess):
         self.stop()
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
-    def health(self) -> dict:
-        # With keys configured only a caller with a key sees more than {"status": "ok"}.
+    def health(self, key: str | None = None) -> dict:
+        # With keys only a caller with a key sees more than {"status": "ok"}: `key` (e.g. one
+        # made by `voxscope keys create`), else the first config key, if any.
         keys = self.config.get("api_keys") or (self.config.get("server") or {}).get("api_keys")
-        headers = {"Authorization": f"Bearer {keys[0]}"} if keys else {}
+        key = key or (keys[0] if keys else None)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.get(self.http + "/health", headers=headers, timeout=5).json()
 
 

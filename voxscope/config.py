@@ -147,6 +147,7 @@ class Settings(BaseSettings):
     # -- derived ------------------------------------------------------------------------------
     @property
     def auth_enabled(self) -> bool:
+        # config keys only; whether a server requires keys (database keys too) is KeyRing.enabled
         return bool(self.api_keys)
 
     def profile(self, name: str) -> Profile | None:

@@ -1,10 +1,11 @@
 """Per-key limits across two servers sharing one Redis (`queue_url`) and one PostgreSQL (keys):
 a key allowed 2 sessions gets exactly 1 `Throttling.AllocationQuota` refusal for 3 sessions
 opened at once over both servers; its requests per second are counted over both; the sessions of
-a `kill -9`ed server are released once their lease runs out; other keys are unaffected. With its
-Redis unreachable a server still enforces the limits, in its own process. Assertions are on codes
-and order; the only clock used is the limiter's own one-second window and lease (generous bounds).
-Skipped when redis-server or the PostgreSQL binaries are missing."""
+a `kill -9`ed server are released once their lease runs out (while it lives, it renews them);
+other keys are unaffected. With its Redis unreachable a server still enforces the limits, in its
+own process. Assertions are on codes and order; the only clock used is the limiter's own
+one-second window and lease (generous bounds). Skipped when redis-server or the PostgreSQL
+binaries are missing."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from tests.support import ServerProcess, free_port, silence_pcm
 
 QUOTA = "Throttling.AllocationQuota"
 RATE = "Throttling.RateQuota"
-LEASE_S = 3  # a dead server's sessions are freed after this (short, for the test)
+LEASE_S = 6  # a dead server's sessions are freed after this (short, for the test)
 POLL_BOUND_S = 60.0  # generous on a shared machine
 
 
@@ -187,6 +188,8 @@ def test_killed_servers_sessions_expire(pair, pg_url, redis_port):  # noqa: F811
         key = create_key(a, "killed", "--max-sessions", "2")
         wait_keyed(doomed)
         held = [_Held.open(doomed.ws_inference, key) for _ in range(2)]
+        assert _refused(b.ws_inference, key)["header"]["error_code"] == QUOTA
+        time.sleep(2 * LEASE_S)  # sessions longer than the lease: their server renews them
         assert _refused(b.ws_inference, key)["header"]["error_code"] == QUOTA
         doomed.stop(kill=True)  # kill -9: it never releases its sessions
         for h in held:

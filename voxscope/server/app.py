@@ -19,7 +19,6 @@ from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
 from voxscope.server.guards import Guard
-from voxscope.service.auth import bearer_key
 from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE
 from voxscope.service.runtime import Runtime
 from voxscope.web.routes import install_console
@@ -94,7 +93,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             return JSONResponse(status_code=503, content={
                 "request_id": "", "code": SHUTDOWN_CODE, "message": SHUTDOWN_MESSAGE,
                 "status": status, "ready": False})
-        if rt.keys.enabled and not rt.keys.allows(bearer_key(request.headers)):
+        if not rt.keys.admits(request.headers):
             return JSONResponse({"status": "ok"})  # liveness only: internals need a key
         return JSONResponse({
             "status": status,

@@ -20,7 +20,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voxscope.config import Settings
 from voxscope.protocols.hosts import host_checked, same_origin
 from voxscope.protocols.ws import install_log_filter, refusals
-from voxscope.service.auth import bearer_key
 from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE, Drain
 from voxscope.service.keys import KeyRing
 from voxscope.service.metrics import wire_of
@@ -88,6 +87,6 @@ class Guard:
             origin = headers.get("origin")
             if origin is not None and not (host and same_origin(origin, host, scope)):
                 return 403, ACCESS_DENIED, f"cross-origin request from {origin!r} refused"
-        elif scope.get("path") in DOC_PATHS and not self.keys.allows(bearer_key(headers)):
+        elif scope.get("path") in DOC_PATHS and not self.keys.admits(headers):
             return 401, "InvalidApiKey", "Invalid API-key provided."
         return None

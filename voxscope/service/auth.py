@@ -81,6 +81,11 @@ class KeyChecker:
             raise ServiceError(INVALID_API_KEY, UNAUTHORIZED_MESSAGE, 401)
         return Principal(self.owner(key))
 
+    def has_owner(self, owner: str) -> bool:
+        """Whether one of the configured keys is `owner`'s (a token minted with a config key
+        stops when that key leaves the config)."""
+        return any(hmac.compare_digest(self.owner(k.decode()), owner) for k in self._keys)
+
     def owner(self, key: str | None) -> str:
         """Who stored data belongs to: a hash of the key (rows never hold keys); with no keys
         configured everyone is the same (empty) owner."""

@@ -80,6 +80,11 @@ class KeyRing:
     def allows(self, key: str | None) -> bool:
         return self.resolve(key) is not None
 
+    def admits(self, headers: Mapping[str, str]) -> bool:
+        """Whether the request's `Authorization` holds a valid key or token (any, in open mode):
+        the check of pages that show more to a caller but count no limits (/health, the docs)."""
+        return self.allows(bearer_key(headers))
+
     def resolve(self, key: str | None) -> Principal | None:
         """The caller holding `key` (a key or a token), or None."""
         if not self.enabled:
@@ -151,6 +156,8 @@ class KeyRing:
                 return None
             return Principal(record.owner, key_id=record.key_id, temporary=True,
                              limits=_limits(key))
+        if not self.config.has_owner(record.owner):  # its config key was removed since
+            return None
         return Principal(record.owner, temporary=True)
 
     def _key(self, key_id: str) -> KeyRecord | None:

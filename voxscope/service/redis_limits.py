@@ -58,7 +58,8 @@ return 1
 """
 
 # KEYS: the sessions sets; ARGV: lease ms, then one session id per key. XX: a session released
-# meanwhile (ZREM) is not brought back by a renewal already under way.
+# meanwhile (ZREM) is not brought back by a renewal already under way (the price: after a Redis
+# restart lost the sets, running sessions go uncounted until they end).
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
