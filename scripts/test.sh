@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian tools the tests use: speexenc (Ogg/Speex test audio; FFmpeg has no Speex encoder),
-# redis-server and postgresql (the many-machines queue and database tests), chromium (the web
+# redis-server, postgresql and nginx (the many-machines queue, database and load-balancer tests:
+# nginx runs deploy/nginx.conf as the test user, never as a system service), chromium (the web
 # console's browser tests, driven by Playwright: its own browser download is not used).
 missing=""
 command -v speexenc >/dev/null 2>&1 || missing="$missing speex"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from voxscope.storage.tables import Base
+
+SCHEMA_LOCK = 0x766F7873  # PostgreSQL advisory lock id held while the schema is created ("voxs")
 
 
 class Database:
@@ -29,7 +31,12 @@ class Database:
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.close()
-        Base.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Machines starting at once would all see the tables missing and race to create
+                # them (UniqueViolation on pg_type): one at a time, the others then find them.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            Base.metadata.create_all(conn)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
