@@ -15,8 +15,13 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgre
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null) \
-    || echo "warning: could not install$missing; tests that need them will be skipped" >&2
+  apt-get update -qq || true
+  # One package at a time: a package whose setup fails (say nginx finding port 80 taken) must not
+  # leave the others reported as missing.
+  for pkg in $missing; do
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null \
+      || echo "warning: could not install $pkg; tests that need it will be skipped" >&2
+  done
 fi
 
 if [ ! -x .venv/bin/python ]; then
