@@ -155,3 +155,11 @@ def test_usage_view_fits_a_phone(browser, keyed_server, tmp_path, scheme):
         assert not unexpected, unexpected
     finally:
         p.close()
+
+
+def test_usage_view_in_open_mode(console):
+    """With no keys configured the view loads too (the server's one open owner), error-free."""
+    page = console.open("#usage")
+    page.wait_for_selector("#panel-usage[data-loaded]")
+    assert page.is_visible("#usage-today") and page.is_visible("#usage-month")
+    assert page.text_content("#usage-month tbody").strip()  # rows, or "No usage yet."
