@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from voxscope.audio.file_decoder import iter_file_chunks, probe_audio
+from voxscope.audio.pcm import TARGET_RATE as SR
 from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.hub import Engine
@@ -40,7 +41,6 @@ from voxscope.storage.usage import UsageDelta, UsageStore, today
 
 log = logging.getLogger(__name__)
 
-SR = 16000
 DECODE_BLOCK_S = 10.0  # audio handed to the engine per step (and how often a stop is noticed)
 PROGRESS_S = 5.0  # report the position on the task API at least this often (audio seconds)
 TOO_LONG = "InvalidParameter.AudioTooLong"
