@@ -43,6 +43,7 @@ def serve(
     allocator.configure()  # before any thread starts: keeps RSS flat under concurrent load
     import uvicorn
 
+    from voxscope.protocols.app_runtime import runtime_of
     from voxscope.server import access_log
     from voxscope.server.app import create_app
     from voxscope.server.shutdown import DrainingServer
@@ -75,7 +76,7 @@ def serve(
     config = uvicorn.Config(fastapi_app, host=settings.host, port=settings.port,
                             log_level=log_level, ws_max_size=max(settings.max_frame_bytes * 4, 16 << 20))
     access_log.install()  # after uvicorn.Config set its loggers up
-    server = DrainingServer(config, fastapi_app.state.runtime.drain, settings.shutdown_drain_s)
+    server = DrainingServer(config, runtime_of(fastapi_app).drain, settings.shutdown_drain_s)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:  # as uvicorn.run: a server that never started (port taken, ...)

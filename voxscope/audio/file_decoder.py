@@ -13,9 +13,9 @@ import numpy as np
 
 from .demux import tolerant_frames
 from .errors import AudioFormatError
+from .pcm import TARGET_RATE
 from .resample import MonoResampler, concat
 
-TARGET_RATE = 16000
 # Damaged packets are skipped (long real-world recordings often have a few); a run
 # this long means the file is not decodable audio.
 _MAX_CONSECUTIVE_DECODE_ERRORS = 32

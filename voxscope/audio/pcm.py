@@ -14,6 +14,9 @@ import numpy as np
 from .errors import AudioFormatError
 from .resample import EMPTY, MonoResampler, concat
 
+# The one sample rate (Hz) every decoder produces and everything outside engine/ counts audio in.
+TARGET_RATE = 16000
+
 # WAVE format tags, for naming what a rejected file contains.
 _WAVE_TAG_NAMES: dict[int, str] = {
     0x0001: "PCM",

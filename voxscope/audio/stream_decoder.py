@@ -31,12 +31,11 @@ import numpy as np
 
 from .container import SPECS, BufferedContainerBackend, ThreadedContainerBackend
 from .errors import AudioFormatError
-from .pcm import PcmBackend, WavBackend
+from .pcm import TARGET_RATE, PcmBackend, WavBackend
 from .resample import EMPTY, concat
 from .sniff import Sniffed, check_declared, sniff
 
 SUPPORTED_FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "speex", "aac", "amr")
-TARGET_RATE = 16000
 MIN_SAMPLE_RATE = 8000
 MAX_SAMPLE_RATE = 48000
 AMR_NB_RATE = 8000

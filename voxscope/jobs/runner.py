@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import select
 
 from voxscope.audio.file_decoder import iter_file_chunks, probe_audio
+from voxscope.audio.pcm import TARGET_RATE as SR
 from voxscope.config import Settings
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.hub import Engine
@@ -34,12 +35,12 @@ from voxscope.errors import ServiceError
 from voxscope.inputs import materialize
 from voxscope.jobs import results
 from voxscope.jobs.repository import FAILED, SUCCEEDED, LeaseLost, TaskRepository
+from voxscope.profile_lookup import FILE_KINDS, resolve_profile
 from voxscope.storage.tables import TaskChunk, TaskFile
 from voxscope.storage.usage import UsageDelta, UsageStore, today
 
 log = logging.getLogger(__name__)
 
-SR = 16000
 DECODE_BLOCK_S = 10.0  # audio handed to the engine per step (and how often a stop is noticed)
 PROGRESS_S = 5.0  # report the position on the task API at least this often (audio seconds)
 TOO_LONG = "InvalidParameter.AudioTooLong"
@@ -115,10 +116,10 @@ class TaskRunner:
         view = self.repo.view(task_id)
         assert view is not None
         request = view.task.request
-        profile = self.settings.profile(view.task.model)
-        if profile is None:
-            self.repo.finish(task_id, self.worker_id, FAILED, "ModelNotFound",
-                             f"model {view.task.model} is no longer configured")
+        try:  # resolved when submitted; the configuration may have changed since
+            profile = resolve_profile(self.settings, view.task.model, FILE_KINDS)
+        except ServiceError as exc:
+            self.repo.finish(task_id, self.worker_id, FAILED, exc.code, exc.message)
             return True
         failures: list[tuple[str, str]] = []
         succeeded = 0

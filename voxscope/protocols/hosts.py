@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from starlette.requests import HTTPConnection
 
 from voxscope.config import Settings
+from voxscope.protocols.app_runtime import runtime_of
 
 
 def split_host(value: str) -> tuple[str, int | None]:
@@ -50,7 +51,7 @@ def host_checked(settings: Settings, host: str, scope: Mapping[str, Any]) -> boo
 
 def link_base(request: HTTPConnection) -> str:
     """Base URL of links handed out to this caller (no trailing slash)."""
-    settings: Settings = request.app.state.runtime.settings
+    settings: Settings = runtime_of(request).settings
     if settings.public_url:
         return settings.public_url.rstrip("/")
     scheme = "https" if request.url.scheme in ("https", "wss") else "http"

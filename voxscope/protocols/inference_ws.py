@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from voxscope.audio import SUPPORTED_FORMATS, AudioFormatError, StreamDecoder
+from voxscope.audio import SUPPORTED_FORMATS, TARGET_RATE, AudioFormatError, StreamDecoder
 from voxscope.config import Profile
 from voxscope.engine.hotwords import hotwords_from
 from voxscope.engine.recognizer import RecognizerConfig, SentenceResult, StreamingRecognizer
@@ -343,7 +343,7 @@ class InferenceConnection:
             return
         assert task.recognizer is not None
         task.recognizer.feed(pcm)
-        self.rt.metrics.audio_seconds.inc(pcm.size / 16000)
+        self.rt.metrics.audio_seconds.inc(pcm.size / TARGET_RATE)
         if (task.req.profile.kind == "chat" and not task.recognizer.done
                 and task.recognizer.audio_seconds > CHAT_MAX_AUDIO_S):
             await self._fail_task(errors.INVALID_PARAMETER,

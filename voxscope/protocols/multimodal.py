@@ -37,6 +37,7 @@ from voxscope.engine.offline import OfflineOptions, Sentence
 from voxscope.errors import ServiceError
 from voxscope.inputs import materialize
 from voxscope.protocols import errors
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.errors import ProtocolError, new_request_id
 from voxscope.protocols.params import opt_bool
 from voxscope.protocols.rest import context_tokens, json_body, section
@@ -150,7 +151,7 @@ def _sse(n: int, payload: dict[str, Any], event: str = "result", status: int = 2
 @router.post("/api/v1/services/aigc/multimodal-generation/generation")
 @router.post("/api/v1/services/aigc/multimodal-generation/generation/")
 async def generation(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt = runtime_of(request)
     principal = rt.keys.authenticate(request.headers)
     owner = principal.owner
     body: dict[str, Any] = {}

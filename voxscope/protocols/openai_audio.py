@@ -42,6 +42,7 @@ from voxscope.errors import (
     THROTTLING_RATE,
     ServiceError,
 )
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.uploads import BodyTooLarge, read_form
 from voxscope.service.auth import Principal
 from voxscope.service.formats import srt, vtt
@@ -134,12 +135,12 @@ async def _handle(request: Request, task: str) -> Response:
     try:
         return await _serve(request, task)
     except ServiceError as exc:
-        request.app.state.runtime.metrics.refused("openai", exc.code)
+        runtime_of(request).metrics.refused("openai", exc.code)
         return render(exc)
 
 
 async def _serve(request: Request, task: str) -> Response:
-    rt: Runtime = request.app.state.runtime
+    rt = runtime_of(request)
     principal = rt.keys.authenticate(request.headers)
     form: FormData | None = None
     try:

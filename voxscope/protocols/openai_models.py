@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from voxscope.errors import ServiceError
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.gummy import TRANSLATION_TARGETS
 from voxscope.protocols.openai_audio import render
 
@@ -25,7 +26,7 @@ _CREATED = 1735689600  # 2025-01-01: profiles have no creation date; OpenAI's fi
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> JSONResponse:
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     try:
         rt.keys.authenticate(request.headers)
     except ServiceError as exc:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from voxscope.audio import TARGET_RATE as SR
 from voxscope.audio import AudioFormatError, StreamDecoder
 from voxscope.config import Profile
 from voxscope.engine.offline import OfflineOptions
@@ -51,7 +52,6 @@ from voxscope.service.usage import known_model
 
 log = logging.getLogger(__name__)
 
-SR = 16000
 MANUAL_MAX_S = 60.0
 FORMATS = {"pcm": "pcm", "pcm16": "pcm", "opus": "opus"}
 RATES = (8000, 16000)

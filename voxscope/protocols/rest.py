@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voxscope.errors import ServiceError
 from voxscope.protocols import errors
+from voxscope.protocols.app_runtime import runtime_if_any, runtime_of
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.json_body import BodyTooLarge, has_body, is_json_type, read_capped
 from voxscope.protocols.json_body import loads as json_loads
@@ -24,7 +25,7 @@ MAX_JSON_BYTES = 16 << 20  # a sync call's base64 data URI (10 MB of audio) fits
 
 def caller(request: Request) -> str:
     """Check the request's API key; returns the owner id its data is stored under."""
-    return request.app.state.runtime.keys.authenticate(request.headers).owner
+    return runtime_of(request).keys.authenticate(request.headers).owner
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -97,6 +98,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _count(request: Request, code: str) -> None:
     """Every REST error answer is a refusal by code in /metrics."""
-    rt = getattr(request.app.state, "runtime", None)
+    rt = runtime_if_any(request)
     if rt is not None:
         rt.metrics.refused(wire_of("http", request.url.path), code)

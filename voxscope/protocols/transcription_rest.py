@@ -21,6 +21,7 @@ from voxscope.inputs import precheck
 from voxscope.jobs.repository import CANCELED, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, TaskView
 from voxscope.jobs.results import billed_seconds
 from voxscope.protocols import errors
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.errors import ProtocolError, error_response, new_request_id
 from voxscope.protocols.hosts import link_base
 from voxscope.protocols.params import opt_bool
@@ -88,7 +89,7 @@ def _channels(params: dict[str, Any]) -> list[int]:
 
 async def _options(request: Request, owner: str, profile: Profile,
                    params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     refuse_unsupported(params, body.get("resources"))
     languages = rt.engine.languages(profile)
     language = resolve_language(params.get("language"), languages, profile.name)
@@ -123,7 +124,7 @@ async def _options(request: Request, owner: str, profile: Profile,
 
 @router.post("/api/v1/services/audio/asr/transcription")
 async def submit(request: Request) -> JSONResponse:
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     principal = rt.keys.authenticate(request.headers)
     owner = principal.owner
     body: dict[str, Any] = {}
@@ -151,7 +152,7 @@ def _base(request: Request) -> str:
 
 
 def _result_url(request: Request, task_id: str, index: int) -> str:
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     path = f"/api/v1/results/{task_id}/{index}.json"
     return f"{_base(request)}{path}?{urlencode(rt.signer.sign_path(path, rt.settings.result_ttl_s))}"
 
@@ -216,7 +217,7 @@ def task_output(request: Request, view: TaskView) -> tuple[dict[str, Any], dict[
 @router.get("/api/v1/tasks/{task_id}")
 async def fetch(request: Request, task_id: str) -> JSONResponse:
     owner = caller(request)
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     view = await run_in_threadpool(rt.tasks.repo.view, task_id, owner)
     if view is None:  # what DashScope's gateway answers for an id it does not know (REST §2.3)
         return ok({"output": {"task_id": task_id, "task_status": "UNKNOWN"}})
@@ -227,7 +228,7 @@ async def fetch(request: Request, task_id: str) -> JSONResponse:
 @router.post("/api/v1/tasks/{task_id}/cancel")
 async def cancel(request: Request, task_id: str) -> JSONResponse:
     owner = caller(request)
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     status = await run_in_threadpool(rt.tasks.repo.cancel, task_id, owner)
     if status is None:
         raise ProtocolError("InvalidParameter.TaskNotFound", f"task not found: {task_id}", 404)
@@ -259,7 +260,7 @@ def _page_int(value: str | None, name: str, default: int, hi: int) -> int:
 @router.get("/api/v1/tasks")
 async def list_tasks(request: Request) -> JSONResponse:
     owner = caller(request)
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     q = request.query_params
     status = q.get("status") or None
     if status and status.upper() not in ("PENDING", "RUNNING", *FINISHED):
@@ -282,7 +283,7 @@ async def list_tasks(request: Request) -> JSONResponse:
 @router.get("/api/v1/results/{task_id}/{index}.json")
 async def result_document(request: Request, task_id: str, index: int) -> JSONResponse:
     """The result of one file: no API key, a signed expiring link instead (like DashScope's)."""
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     path = f"/api/v1/results/{task_id}/{index}.json"
     why = rt.signer.check_path(path, request.query_params.get("Expires"),
                                request.query_params.get("Signature"))

@@ -39,6 +39,7 @@ from voxscope.inputs import InputError, upload_path
 from voxscope.inputs.errors import FILE_TOO_LARGE
 from voxscope.inputs.fetch import size_text
 from voxscope.protocols import errors
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.hosts import link_base
 from voxscope.protocols.json_body import BodyTooLarge, capped_request
@@ -125,7 +126,7 @@ def upload_host(request: Request) -> str:
 @router.get("/api/v1/uploads/")
 async def get_policy(request: Request) -> Response:
     owner = caller(request)
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     action = request.query_params.get("action")
     if action != "getPolicy":
         raise ProtocolError(errors.INVALID_PARAMETER, f"unsupported action {action!r}; only getPolicy")
@@ -176,7 +177,7 @@ def _store(src: BinaryIO, dest: Path, max_bytes: int, overwrite: bool) -> int:
 
 @router.post(UPLOAD_PATH)
 async def upload(request: Request) -> Response:
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     cap = rt.settings.max_upload_bytes
     try:
         form = await read_form(request, cap + _FORM_SLACK)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.rest import ok
 from voxscope.service.usage import parse_day
 
@@ -15,7 +16,7 @@ router = APIRouter()
 
 @router.get("/api/v1/usage")
 async def usage(request: Request, since: str | None = None, until: str | None = None) -> JSONResponse:
-    rt = request.app.state.runtime
+    rt = runtime_of(request)
     principal = rt.keys.authenticate(request.headers)
     first, last = parse_day(since, "since"), parse_day(until, "until")
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from voxscope.protocols import errors
+from voxscope.protocols.app_runtime import runtime_of
 from voxscope.protocols.errors import ProtocolError
 from voxscope.protocols.rest import caller, json_body, ok, section
 from voxscope.service.requests import require_hotwords, resolve_profile
@@ -43,8 +44,8 @@ async def customization(request: Request) -> JSONResponse:
     body = await json_body(request)
     inp = section(body, "input")
     action = inp.get("action")
-    vocabularies = request.app.state.runtime.vocabularies
-    settings = request.app.state.runtime.settings
+    vocabularies = runtime_of(request).vocabularies
+    settings = runtime_of(request).settings
     if action == "create_vocabulary":
         target = inp.get("target_model")
         require_hotwords(resolve_profile(settings, target, field="target_model"))

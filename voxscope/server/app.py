@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from voxscope import __version__, allocator
 from voxscope.config import Settings
 from voxscope.inputs.sources import expire_uploads
+from voxscope.protocols.app_runtime import attach
 from voxscope.protocols.inference_ws import InferenceConnection
 from voxscope.protocols.realtime_ws import RealtimeConnection
 from voxscope.protocols.rest import install_error_handlers
@@ -46,7 +47,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt.db.close()
 
     app = FastAPI(title="voxscope", version=__version__, lifespan=lifespan)
-    app.state.runtime = rt
+    attach(app, rt)
     app.state.ready = False
     drain = rt.drain
     app.add_middleware(Guard, settings=rt.settings, keys=rt.keys, drain=drain)

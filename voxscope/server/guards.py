@@ -18,6 +18,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voxscope.config import Settings
+from voxscope.protocols.app_runtime import runtime_if_any
 from voxscope.protocols.hosts import host_checked, same_origin
 from voxscope.protocols.ws import install_log_filter, refusals
 from voxscope.service.drain import SHUTDOWN_CODE, SHUTDOWN_MESSAGE, Drain
@@ -36,8 +37,7 @@ def _body(code: str, message: str) -> bytes:
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str,
                   message: str) -> None:
     body = _body(code, message)
-    app = scope.get("app")  # the app Starlette serves (set before middleware runs)
-    rt = getattr(getattr(app, "state", None), "runtime", None)
+    rt = runtime_if_any(scope.get("app"))  # the app Starlette serves (set before middleware)
     if rt is not None:
         rt.metrics.refused(wire_of(scope["type"], scope.get("path", "")), code)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

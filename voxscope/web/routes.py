@@ -1,6 +1,6 @@
 """Serves the web console: `/` is its page, `/console/*` its static files (packaged, offline).
 
-The console is one more client of the public APIs (inference WebSocket, uploads, tasks,
+The console is one more client of the public APIs (inference WebSocket, uploads, tasks, usage,
 vocabularies, /v1/models): nothing here reads or changes server state.
 """
 

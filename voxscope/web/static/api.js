@@ -103,6 +103,11 @@ export async function models() {
   return (await call("/v1/models")).data;
 }
 
+// -- usage --------------------------------------------------------------------------------------
+/** The caller's own usage rows (one per model and UTC day) from `since` (YYYY-MM-DD) on. */
+export const usage = (since) => call(`/api/v1/usage?since=${encodeURIComponent(since)}`)
+  .then((r) => r.output.usage);
+
 // -- live recognition ---------------------------------------------------------------------------
 export function inferenceUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";

@@ -1,9 +1,10 @@
-// The console's entry: language, tabs, key handling, the model catalogue, and the three views.
+// The console's entry: language, tabs, key handling, the model catalogue, and the four views.
 import * as api from "./api.js";
 import { apply, lang, LANGS, setLang, t } from "./i18n.js";
 import { initLive } from "./live.js";
 import { initFiles } from "./files.js";
 import { initVocab } from "./vocab.js";
+import { initUsage } from "./usage.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,7 +27,10 @@ function tabs() {
       const on = other === tab;
       other.setAttribute("aria-selected", String(on));
       other.tabIndex = on ? 0 : -1;
-      $(other.getAttribute("aria-controls")).hidden = !on;
+      const panel = $(other.getAttribute("aria-controls"));
+      const shown = on && panel.hidden;
+      panel.hidden = !on;
+      if (shown) panel.dispatchEvent(new Event("show")); // views that load on demand (usage)
     }
     if (focus) tab.focus();
     history.replaceState(null, "", `#${tab.id.slice(4)}`);
@@ -106,6 +110,7 @@ async function main() {
   ctx.vocabulariesChanged = (list) => ctx.vocabListeners.forEach((f) => f(list));
   initLive(ctx);
   initFiles(ctx);
+  initUsage(ctx);
   await initVocab(ctx);
 }
 

@@ -46,6 +46,10 @@ const TEXT = {
     key_no_tokens: "This server does not issue tokens (POST /api/v1/tokens), so this page cannot use a key safely. Ask the operator for a server with token support, or use the SDK.",
     key_expired: "Your session token expired. Enter the API key again.",
     error: "Error",
+    tab_usage: "Usage", usage_today: "Today (UTC)", usage_month: "Last 30 days",
+    usage_audio: "Audio", usage_requests: "Requests", usage_tasks: "Tasks", usage_failures: "Failures",
+    usage_none: "No usage yet.", usage_other: "(other)",
+    usage_range: "Recognitions made with your key, {since} to {until} (UTC days); audio as h:mm:ss.",
   },
   "zh-CN": {
     title: "voxscope 控制台",
@@ -91,6 +95,10 @@ const TEXT = {
     key_no_tokens: "此服务器不签发令牌（POST /api/v1/tokens），本页面无法安全地使用 Key。请联系管理员启用令牌，或使用 SDK。",
     key_expired: "会话令牌已过期，请重新输入 API Key。",
     error: "错误",
+    tab_usage: "用量", usage_today: "今天（UTC）", usage_month: "最近 30 天",
+    usage_audio: "音频时长", usage_requests: "请求数", usage_tasks: "任务数", usage_failures: "失败数",
+    usage_none: "暂无用量。", usage_other: "（其他）",
+    usage_range: "使用您的 Key 进行的识别，{since} 至 {until}（UTC 日期）；音频时长为 时:分:秒。",
   },
 };
 
