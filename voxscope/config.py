@@ -214,8 +214,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         server["api_keys"] = file_data["api_keys"]
     models = {**(base.get("models") or {}), **(file_data.get("models") or {})}
     profiles = {**(base.get("profiles") or {}), **(file_data.get("profiles") or {})}
-    for name, prof in profiles.items():
-        prof.setdefault("name", name)
+    # A copy per entry: YAML aliases can make two profiles one dict, and each needs its own name.
+    profiles = {name: {"name": name, **prof} if isinstance(prof, dict) else prof
+                for name, prof in profiles.items()}
     # Environment beats the file: only use file values for fields the environment does not set.
     try:
         env_settings = Settings()

@@ -163,3 +163,18 @@ def test_every_list_setting_reads_comma_single_and_json(monkeypatch):
             got = [str(v) for v in getattr(Settings(), name)]
             assert got == want, (name, raw, got)
         monkeypatch.delenv(env)
+
+
+def test_aliased_profiles_keep_their_own_names(tmp_path):
+    """A config whose profiles share one mapping through a YAML alias (as `yaml.safe_dump` writes
+    a shared dict): each profile keeps its own name, so tasks are stored under the right model."""
+    import yaml
+
+    from voxscope.config import load_settings
+
+    shared = {"model": "whisper-base", "kind": "file"}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"profiles": {"vx-one": shared, "vx-two": shared}}))
+    assert "&id" in cfg.read_text()  # the premise: one mapping, aliased
+    profiles = load_settings(cfg).profiles
+    assert profiles["vx-one"].name == "vx-one" and profiles["vx-two"].name == "vx-two"
