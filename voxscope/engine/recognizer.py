@@ -144,7 +144,7 @@ class _Sentence:
     index: int = 0
     end: int | None = None
     sid: int | None = None
-    spec_end: int | None = None
+    spec_end: int | None = None  # audio end of `spec_future`, the speculative final decode
     spec_future: asyncio.Future | None = None
     last_partial_end: int = 0
     partial_seq: int = 0
@@ -170,6 +170,7 @@ class _Sentence:
 
     @property
     def committed(self) -> str:
+        """The preview text two previews agreed on: forced as the next preview's prefix."""
         return self.agreement.committed
 
 
