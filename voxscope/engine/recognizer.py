@@ -16,6 +16,10 @@ A session feeds 16 kHz audio as it arrives; the recognizer
 
 Results are delivered in order: a sentence's previews never follow its final, and previews of the
 next sentence wait until the previous final is out. Nothing here knows about wire protocols.
+
+This module is the async driver: it owns the audio, asks `streaming.segmenter` where sentences
+begin and end (pure, VAD probabilities in, events out), submits decodes to the scheduler, keeps the
+order, and builds results with `streaming.agreement` (stable preview prefix) and `streaming.results`.
 """
 
 from __future__ import annotations
@@ -24,15 +28,30 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from voxscope.engine.hotwords import Hotword, apply_hotwords
+from voxscope.engine.hotwords import Hotword
 from voxscope.engine.scheduler import InferenceScheduler
-from voxscope.engine.text import SENTENCE_END, close_sentence, ends_sentence, finalize_words, is_cjk
+from voxscope.engine.streaming.agreement import PreviewAgreement
+from voxscope.engine.streaming.results import ResultWord as ResultWord
+from voxscope.engine.streaming.results import (
+    SentenceResult,
+    Translation,
+    english_words,
+    final_result,
+    final_translation,
+    latin_share,
+    own_words,
+    result_word,
+    sentence_words,
+    split_sentences,
+    text_of,
+)
+from voxscope.engine.streaming.segmenter import Closed, Event, Opened, Paused, Resumed, Segment, Segmenter
+from voxscope.engine.text import close_sentence, ends_sentence, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
@@ -45,7 +64,6 @@ PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Wh
 # ("Have a great day!"); padding it with silence does not help, real preceding speech does.
 SHORT_SENTENCE_S = 2.0
 CONTEXT_AUDIO_S = 2.0
-CUT_SEARCH_S = 8.0  # a forced cut (window full) ends the sentence at the best pause this far back
 
 
 @dataclass
@@ -75,35 +93,6 @@ class RecognizerConfig:
     report_empty_finals: bool = False  # emit a final with empty text when a segment held no words
     translate_to: tuple[str, ...] = ()  # also translate each final sentence ("en": Whisper's task)
     translation_interval_s: float = 1.5  # at most one provisional translation per this much audio
-
-
-@dataclass
-class ResultWord:
-    begin_ms: int
-    end_ms: int
-    text: str
-    punctuation: str
-
-
-@dataclass
-class SentenceResult:
-    sentence_id: int
-    begin_ms: int
-    end_ms: int | None  # None while partial
-    current_ms: int  # how far the audio behind this result reaches
-    text: str
-    words: list[ResultWord]
-    final: bool
-    language: str | None
-    stable_chars: int = 0  # leading characters of `text` that no longer change (partials)
-    segment: int = 0  # the VAD segment this result belongs to (see Boundary)
-    translations: dict[str, Translation] = field(default_factory=dict)  # finals, when asked for
-
-
-@dataclass
-class Translation:
-    text: str
-    words: list[ResultWord]
 
 
 Emit = Callable[[SentenceResult], Awaitable[None]]
@@ -150,19 +139,17 @@ class _AudioBuffer:
 
 @dataclass(eq=False)
 class _Sentence:
+    seg: Segment  # its endpointing state, owned by the segmenter
     start: int
-    speech_end: int
     index: int = 0
-    voiced: bool = True
     end: int | None = None
     sid: int | None = None
-    spec_end: int | None = None
+    spec_end: int | None = None  # audio end of `spec_future`, the speculative final decode
     spec_future: asyncio.Future | None = None
     last_partial_end: int = 0
     partial_seq: int = 0
     emitted_partial_seq: int = 0
-    prev_hypothesis: str = ""
-    committed: str = ""
+    agreement: PreviewAgreement = field(default_factory=PreviewAgreement)
     language: str | None = None
     partial_future: asyncio.Future | None = None
     translation_future: asyncio.Future | None = None
@@ -176,6 +163,15 @@ class _Sentence:
     opened_at: float = field(default_factory=time.monotonic)  # wall clock: onset detected
     speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
     lead: int = 0  # samples of context audio before `start` in the final decode's window
+
+    @property
+    def speech_end(self) -> int:
+        return self.seg.speech_end
+
+    @property
+    def committed(self) -> str:
+        """The preview text two previews agreed on: forced as the next preview's prefix."""
+        return self.agreement.committed
 
 
 @dataclass
@@ -194,15 +190,11 @@ class StreamingRecognizer:
         self.config = config
         self._emit = emit
         self._boundary = boundary
-        self._segments = 0
+        self._seg = Segmenter(config, sample_rate=SR, frame_samples=FRAME_SAMPLES,
+                              final_latency_s=lambda: self._sched.stats.final_latency_ema_s)
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
-        # (frame start, speech probability) of the last CUT_SEARCH_S: where a forced cut may go
-        self._recent: deque[tuple[int, float]] = deque(maxlen=int(CUT_SEARCH_S * SR)
-                                                       // FRAME_SAMPLES)
-        self._run_start: int | None = None
         self._open: _Sentence | None = None
-        self._last_closed_end = 0
         self._chain: asyncio.Task | None = None  # last finalize task: finals go out in order
         self._next_id = 1
         self._finals_done = 0
@@ -227,6 +219,7 @@ class StreamingRecognizer:
         if self._closed or self.done or self._input_closed or pcm.size == 0:
             return
         self._buf.append(pcm)
+        self._seg.audio_start, self._seg.audio_end = self._buf.start, self._buf.end
         probs = self._vad.process(pcm)
         for p in probs:
             fs = self._frames * FRAME_SAMPLES
@@ -244,10 +237,7 @@ class StreamingRecognizer:
             fs = self._frames * FRAME_SAMPLES
             self._frames += 1
             self._on_frame(float(p), fs, min(fs + FRAME_SAMPLES, self._buf.end))
-        s = self._open
-        if s is not None and not self.done:
-            end = min(s.speech_end + self._ms(self.config.tail_ms), self._buf.end)
-            self._close(s, end)
+        self._apply(self._seg.finish(self._buf.end))
         if self._chain is not None:
             await asyncio.shield(self._chain)
         if self.error is not None:
@@ -256,6 +246,7 @@ class StreamingRecognizer:
     async def abandon(self) -> None:
         """Drop the open sentence unrecognised, deliver the finals of closed ones, then close."""
         s, self._open = self._open, None
+        self._seg.stop()
         if s is not None:
             self._sched.drop_partials((id(self), s.start))
         self._input_closed = True
@@ -276,124 +267,45 @@ class StreamingRecognizer:
         self._tasks.clear()
         self._buf = _AudioBuffer()
         self._open = None
+        self._seg.stop()
 
-    # -- VAD state machine ------------------------------------------------------------------
+    # -- endpointing: the segmenter decides, the driver acts ------------------------------------
     @staticmethod
     def _ms(ms: float) -> int:
         return int(ms * SR / 1000)
 
-    def _silence_limit(self, s: _Sentence) -> int:
-        limit = self.config.max_sentence_silence_ms
-        if self.config.multi_threshold:
-            # Long sentences accept shorter pauses as their end, so they don't run on for ever.
-            length_s = (self._buf.end - s.start) / SR
-            if length_s > 20:
-                limit = min(limit, 300)
-            elif length_s > 10:
-                limit = min(limit, 600)
-        return self._ms(limit)
-
-    def _speculation_delay(self, s: _Sentence) -> int:
-        """Silence after which the final decode starts, before the pause is known to end it.
-
-        Early enough that the result is ready when the pause reaches its limit (judged by how long
-        final decodes take right now), but no earlier: every pause that turns out to be a breath
-        inside a sentence wastes a full decode, which costs other streams latency.
-        """
-        cfg = self.config
-        floor = self._ms(cfg.speculative_silence_ms)
-        if cfg.semantic_punctuation:
-            return floor  # the decision to close needs the text
-        limit = self._silence_limit(s)
-        lead = self._ms(1300 * self._sched.stats.final_latency_ema_s + 100)
-        return min(max(limit - lead, floor), limit)
-
     def _on_frame(self, p: float, fs: int, fe: int) -> None:
-        cfg = self.config
-        thr = cfg.vad_threshold
-        if p >= thr:
+        self._apply(self._seg.feed(p, fs, fe))
+        if self._seg.last_voice_end == fe:
             self.last_voice_monotonic = time.monotonic()
-        self._recent.append((fs, p))
         s = self._open
-        if s is None:
-            if p >= thr:
-                if self._run_start is None:
-                    self._run_start = fs
-                if fe - self._run_start >= self._ms(cfg.min_speech_ms) and not self.done:
-                    start = max(self._run_start - self._ms(cfg.preroll_ms), self._last_closed_end,
-                                self._buf.start)
-                    self._segments += 1
-                    self._open = _Sentence(start=start, speech_end=fe, last_partial_end=start,
-                                           language=self._stream_language, index=self._segments)
-                    self._run_start = None
-                    if self._boundary is not None:
-                        self._boundary("start", self._segments, int(start * 1000 / SR))
-            else:
-                self._run_start = None
-            return
+        if s is not None and s.speech_end == fe:
+            s.speech_end_at = time.monotonic()  # a final's delay counts from the last speech fed
 
-        neg = max(thr - 0.15, 0.01)  # hysteresis: weaker frames continue speech, don't start it
-        if p >= thr or (p >= neg and s.voiced):
-            s.speech_end = fe
-            s.speech_end_at = time.monotonic()
-            s.voiced = True
-            if s.spec_future is not None and s.spec_end is not None and s.spec_end < fe:
+    def _apply(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, Opened):
+                seg = self._seg.open
+                assert seg is not None and seg.index == ev.segment
+                self._open = _Sentence(seg=seg, start=ev.start, last_partial_end=ev.start,
+                                       language=self._stream_language, index=ev.segment)
+                if self._boundary is not None:
+                    self._boundary("start", ev.segment, int(ev.start * 1000 / SR))
+                continue
+            s = self._open
+            if s is None or s.index != ev.segment:
+                continue  # dropped by the driver meanwhile (abandon, one-sentence mode done)
+            if isinstance(ev, Paused):
+                self._speculate(s, ev.end)
+            elif isinstance(ev, Resumed):
                 # Speech resumed: the speculative final is stale; if it has not started, it
                 # never will (a cancelled request is skipped by the scheduler).
-                s.spec_future.cancel()
-                s.spec_future = None
-                self.stats.speculative_misses += 1
-        else:
-            s.voiced = False
-        silence = fe - s.speech_end
-        tail = min(silence, self._ms(cfg.tail_ms))
-        if silence >= self._speculation_delay(s) and (
-                s.spec_end is None or s.spec_end < s.speech_end):
-            self._speculate(s, s.speech_end + tail)
-        if not cfg.semantic_punctuation and silence >= self._silence_limit(s):
-            self._close(s, s.spec_end if s.spec_end and s.spec_end >= s.speech_end
-                        else s.speech_end + tail)
-        elif cfg.semantic_punctuation and silence >= max(self._silence_limit(s) * 2,
-                                                         self._ms(3000)):
-            # Semantic mode waits for punctuation, but not for ever on a long silence.
-            self._close(s, s.spec_end if s.spec_end and s.spec_end >= s.speech_end
-                        else s.speech_end + tail)
-        elif fe - s.start >= int(cfg.max_sentence_s * SR):
-            self._force_cut(s, fe)
-
-    def _force_cut(self, s: _Sentence, fe: int) -> None:
-        """The sentence fills Whisper's window: end it at the best pause of its last seconds and
-        carry the audio after that pause into a new sentence. Cutting at `fe` itself would split
-        speech, and Whisper drops the unfinished words at a window's edge (lost from both sides)."""
-        cut = self._best_pause(s.start + self._ms(1000), fe)
-        self._close(s, cut)
-        if s.speech_end <= cut or self.done:
-            return  # nothing said after the cut: the next onset opens a sentence as usual
-        self._segments += 1
-        self._open = _Sentence(start=cut, speech_end=s.speech_end, voiced=s.voiced,
-                               last_partial_end=cut, language=self._stream_language,
-                               index=self._segments)
-        if self._boundary is not None:
-            self._boundary("start", self._segments, int(cut * 1000 / SR))
-
-    def _best_pause(self, earliest: int, fe: int) -> int:
-        """Where to cut before `fe`: the middle of the longest run of non-speech frames of the
-        last CUT_SEARCH_S (the latest of equals), else the least speech-like frame."""
-        frames = [(fs, p) for fs, p in self._recent if fs >= earliest]
-        if not frames:
-            return fe
-        thr = self.config.vad_threshold
-        best: tuple[int, int] | None = None  # (length, start frame index in `frames`)
-        run = 0
-        for i, (_, p) in enumerate(frames):
-            run = run + 1 if p < thr else 0
-            if run and (best is None or run >= best[0]):
-                best = (run, i - run + 1)
-        if best is None:
-            fs, _ = min(reversed(frames), key=lambda f: f[1])
-            return fs + FRAME_SAMPLES // 2
-        length, first = best
-        return frames[first][0] + length * FRAME_SAMPLES // 2
+                if s.spec_future is not None:
+                    s.spec_future.cancel()
+                    s.spec_future = None
+                    self.stats.speculative_misses += 1
+            elif isinstance(ev, Closed):
+                self._close(s, ev.end)
 
     # -- decodes --------------------------------------------------------------------------------
     def _final_options(self, s: _Sentence) -> DecodeOptions:
@@ -429,11 +341,10 @@ class StreamingRecognizer:
             tr = await asyncio.shield(fut)
         except (asyncio.CancelledError, Exception):
             return
-        if self._open is not s or s.spec_end != end or tr is None:
+        if tr is None:
             return
         # Close only at a pause whose text ends a sentence; otherwise the sentence goes on.
-        if tr.empty or ends_sentence(tr.text):
-            self._close(s, end)
+        self._apply(self._seg.semantic_answer(s.index, end, tr.empty or ends_sentence(tr.text)))
 
     def _maybe_partial(self) -> None:
         s = self._open
@@ -488,23 +399,14 @@ class StreamingRecognizer:
         s.emitted_partial_seq = seq
         if s.language is None and tr.language_probability >= 0.5:
             s.language = tr.language
-        text = tr.text.strip()
-        agreed = _common_prefix(s.prev_hypothesis, text, cjk=is_cjk(tr.language))
-        if len(agreed) > len(s.committed) and agreed.startswith(s.committed):
-            s.committed = agreed
-        s.prev_hypothesis = text
+        stable = s.agreement.insert(tr.text, cjk=is_cjk(tr.language))
         if s.sid is None:
             s.sid = self._take_id()
-        offset = s.start / SR
-        words = finalize_words([w.shifted(offset) for w in tr.words], tr.language,
-                               simplified=True, remove_fillers=self.config.remove_disfluencies,
-                               punctuation=self.config.punctuation)
-        words = apply_hotwords(words, self.config.hotwords)
-        stable = len(s.committed) if text.startswith(s.committed) else 0
+        words = self._words(tr.words, tr.language, s.start / SR)
         result = SentenceResult(
             sentence_id=s.sid, begin_ms=int(s.start * 1000 / SR), end_ms=None,
-            current_ms=int(audio_end * 1000 / SR), text=_text_of(words),
-            words=[_result_word(w) for w in words], final=False, language=tr.language,
+            current_ms=int(audio_end * 1000 / SR), text=text_of(words),
+            words=[result_word(w) for w in words], final=False, language=tr.language,
             stable_chars=stable, segment=s.index, translations=dict(s.provisional))
         s.last_result = result
         self.stats.partials_emitted += 1
@@ -547,13 +449,12 @@ class StreamingRecognizer:
         if (tr is None or tr.empty or self._closed or seq <= s.provisional_seq
                 or tr.no_speech_prob > PARTIAL_NO_SPEECH):
             return
-        words = finalize_words([w.shifted(s.start / SR) for w in tr.words], "en", simplified=False,
-                               remove_fillers=False, punctuation=True)
-        text = _text_of(words)
-        if not words or _latin_share(text) < 0.9:
+        words = english_words(tr.words, s.start / SR)
+        text = text_of(words)
+        if not words or latin_share(text) < 0.9:
             return  # Whisper echoed the source language: not a translation
         s.provisional_seq = seq
-        s.provisional = {"en": Translation(text, [_result_word(w) for w in words])}
+        s.provisional = {"en": Translation(text, [result_word(w) for w in words])}
         if self._open is not s or s.last_result is None:
             return  # the final (with its own translation) follows, or the next preview carries it
         if self._chain is not None and not self._chain.done():
@@ -566,7 +467,6 @@ class StreamingRecognizer:
         if self._open is s:
             self._open = None
         s.end = end
-        self._last_closed_end = end
         if self._boundary is not None:
             self._boundary("end", s.index, int(end * 1000 / SR))
         self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
@@ -627,41 +527,25 @@ class StreamingRecognizer:
             return
         if tr.language_probability >= 0.5 and self.config.language is None:
             self._stream_language = tr.language
-        offset = (s.start - s.lead) / SR
         # Words of the context audio belong to the sentence before (already delivered).
-        own = [w for w in tr.words if (w.start + w.end) / 2 >= s.lead / SR]
-        if s.lead and own and own[0].text[:1].islower() and own[0].text[:1].upper() != \
-                own[0].text[:1]:
-            # It was decoded as the middle of a sentence; on its own it starts one.
-            first = own[0]
-            cap = first.text[:1].upper() + first.text[1:]
-            own[0] = replace(first, text=cap, raw=first.raw.replace(first.text, cap, 1))
-        words = finalize_words([w.shifted(offset) for w in own], tr.language,
-                               simplified=True, remove_fillers=self.config.remove_disfluencies,
-                               punctuation=self.config.punctuation)
-        words = apply_hotwords(words, self.config.hotwords)
+        words = self._words(own_words(tr.words, s.lead / SR), tr.language, (s.start - s.lead) / SR)
         if not words:
             await self._emit_empty(s, tr)
             return
         if self.config.punctuation:
             words = close_sentence(words, tr.language)
         translations = await self._translations(s)
-        groups = (_split_sentences(words) if self.config.semantic_punctuation and not translations
+        groups = (split_sentences(words) if self.config.semantic_punctuation and not translations
                   else [words])
         for group in groups:
             if self.done:
                 return
             sid = s.sid if s.sid is not None else self._take_id()
             s.sid = None  # further groups of a split get fresh ids
-            begin = max(int(group[0].start * 1000), int(s.start * 1000 / SR))
-            end = max(int(group[-1].end * 1000), begin + 1)
-            end = min(end, int(s.end * 1000 / SR)) if s.end else end
-            end = max(end, begin + 1)
-            result = SentenceResult(
-                sentence_id=sid, begin_ms=begin, end_ms=end, current_ms=int(s.end * 1000 / SR),
-                text=_text_of(group), words=[_result_word(w) for w in group],
-                final=True, language=tr.language, stable_chars=0, segment=s.index,
-                translations=translations)
+            result = final_result(
+                sid, group, start_ms=int(s.start * 1000 / SR),
+                end_ms=int(s.end * 1000 / SR) if s.end else None, language=tr.language,
+                segment=s.index, translations=translations)
             self.stats.finals_emitted += 1
             if group is groups[0] and self.on_timing is not None:
                 self.on_timing("final", time.monotonic() - s.speech_end_at)
@@ -669,6 +553,7 @@ class StreamingRecognizer:
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True
                 self._open = None
+                self._seg.stop()
             await self._emit(result)
 
     async def _translations(self, s: _Sentence) -> dict[str, Translation]:
@@ -681,12 +566,8 @@ class StreamingRecognizer:
             return {}
         if tr is None:
             return {}
-        words = finalize_words([w.shifted(s.start / SR) for w in tr.words], "en", simplified=False,
-                               remove_fillers=False, punctuation=True)
-        if words:
-            words = close_sentence(words, "en")
         # Whisper translates into English only; the protocol layer refuses other targets.
-        return {"en": Translation(_text_of(words), [_result_word(w) for w in words])}
+        return {"en": final_translation(tr.words, s.start / SR)}
 
     async def _emit_empty(self, s: _Sentence, tr: Transcript | None) -> None:
         """A segment VAD heard but that held no words (noise, a cough): only if asked for."""
@@ -699,6 +580,12 @@ class StreamingRecognizer:
             language=tr.language if tr else None, segment=s.index))
 
     # -- helpers --------------------------------------------------------------------------------
+    def _words(self, words: list[Word], language: str, offset_s: float) -> list[Word]:
+        """Decoded words in stream time, with the request's text options and hot words."""
+        cfg = self.config
+        return sentence_words(words, offset_s, language, remove_fillers=cfg.remove_disfluencies,
+                              punctuation=cfg.punctuation, hotwords=cfg.hotwords)
+
     def _take_id(self) -> int:
         sid = self._next_id
         self._next_id += 1
@@ -718,40 +605,4 @@ class StreamingRecognizer:
                                             + 200)
         keep -= self._ms(CONTEXT_AUDIO_S * 1000)  # context for a short sentence's final
         self._buf.trim(min(keep, self._buf.end))
-
-
-def _common_prefix(a: str, b: str, *, cjk: bool) -> str:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    prefix = a[:n]
-    if not cjk and n < min(len(a), len(b)):
-        # back off to a word boundary: a half-agreed word is not agreed
-        cut = prefix.rfind(" ")
-        prefix = prefix[:cut] if cut > 0 else ""
-    return prefix.rstrip()
-
-
-def _latin_share(text: str) -> float:
-    letters = [ch for ch in text if ch.isalpha()]
-    return sum(ch.isascii() for ch in letters) / len(letters) if letters else 0.0
-
-
-def _text_of(words: list[Word]) -> str:
-    return " ".join("".join(w.raw for w in words).split())
-
-
-def _result_word(w: Word) -> ResultWord:
-    return ResultWord(int(round(w.start * 1000)), int(round(w.end * 1000)), w.text, w.punctuation)
-
-
-def _split_sentences(words: list[Word]) -> list[list[Word]]:
-    groups: list[list[Word]] = [[]]
-    for w in words:
-        groups[-1].append(w)
-        if w.punctuation and w.punctuation[-1] in SENTENCE_END:
-            groups.append([])
-    return [g for g in groups if g]
 
