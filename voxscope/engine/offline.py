@@ -175,10 +175,11 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         if not inflight and (len(waiting) >= group or (final and waiting)):
             context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
             options = replace(decode, prompt=context or None)
-            for w in waiting[:group]:
-                w.future = scheduler.submit(w.audio, options, priority)
+            batch, waiting[:group] = waiting[:group], []
+            for w, fut in zip(batch, scheduler.submit_group([(w.audio, options) for w in batch],
+                                                            priority), strict=True):
+                w.future = fut
                 inflight.append(w)
-            del waiting[:group]
             group_left = len(inflight)
 
     def window_sentences(w: _Window) -> list[Sentence]:
