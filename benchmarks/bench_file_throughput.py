@@ -104,7 +104,7 @@ def child(system: str, wav: Path, threads: int, batch: int) -> dict:
         engine = Engine(load_settings(cpu_threads=threads, max_batch=4))
         sched = engine.scheduler("whisper-base")
         t, c = time.monotonic(), _cpu_s()
-        opts = OfflineOptions(language=None, condition_on_previous_text=True)  # as the CLI's
+        opts = OfflineOptions(language=None)  # as `voxscope transcribe` (file tasks: conditioned)
         texts = [s.text for s in transcribe_chunks(iter_file_chunks(wav), sched, engine.vad, opts)]
         engine.close()
     wall, cpu = time.monotonic() - t, _cpu_s() - c

@@ -169,9 +169,7 @@ def transcribe(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     allowed = tuple(engine.languages(prof)) if prof and prof.languages else None
-    # Conditioned like file tasks (more accurate); windows still go to the model in batches.
-    opts = OfflineOptions(language=language, allowed_languages=allowed,
-                          condition_on_previous_text=True)
+    opts = OfflineOptions(language=language, allowed_languages=allowed)
     documents = []
     failed: list[str] = []
     try:
