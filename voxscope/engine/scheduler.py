@@ -123,20 +123,6 @@ class InferenceScheduler:
             self._cond.notify()
         return req.future
 
-    def submit_group(self, items: list[tuple[np.ndarray, DecodeOptions]],
-                     priority: Priority = Priority.FILE) -> list[Future]:
-        """Queue several sync/file decodes at once, so the worker sees them together and can
-        batch them (submitted one by one, the worker may take the first alone)."""
-        if priority not in self._lower:  # realtime work has its own queues
-            return [self.submit(audio, opts, priority) for audio, opts in items]
-        reqs = [_Request(audio, opts, priority, None, seq=next(self._seq)) for audio, opts in items]
-        with self._cond:
-            if self._closed:
-                raise SchedulerClosed("the inference scheduler is shut down")
-            self._lower[priority].extend(reqs)
-            self._cond.notify()
-        return [r.future for r in reqs]
-
     def drop_partials(self, key: object) -> None:
         """Forget a stream's queued preview (the stream ended or its sentence closed)."""
         with self._cond:

@@ -1,11 +1,11 @@
-"""Issue 12 item 3 (file throughput): an async file task decodes its VAD windows several per
-batch (each group prompted with the text before it) instead of one window after another, and
-keeps every word: a real `voxscope serve`, a long file of many utterances with 1 s pauses, the
-official `dashscope` SDK.
+"""Issue 12 item 3 (file throughput): what made file windows cheaper (tails after Whisper's last
+timestamp encoded with 5 s of padding instead of 30 s; a batch's full windows encoded one at a
+time on CPU) keeps every word. A real `voxscope serve`, a long file of many utterances with 1 s
+pauses, the official `dashscope` SDK.
 
 Speed itself is measured by benchmarks/bench_file_throughput.py; here only what does not depend
-on machine speed: the scheduler decoded more windows than it ran batches, the transcript holds the
-reference's words, and sentence and word times run forward.
+on machine speed: the transcript holds the reference's words, and sentence and word times run
+forward.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def long_file():
-    # ~3 minutes: every English clip twice, 1 s pauses (many utterances, 7-8 windows: two groups)
+    # ~3 minutes: every English clip twice, 1 s pauses (many utterances, 7-8 windows, tails)
     host = AudioHost().start()
     pcm, reference, seconds = concat_clips(EN_CLIPS * 2, gap_s=1.0)
     yield host.put("many_utterances.wav", wav_bytes(pcm)), reference, seconds
@@ -38,23 +38,14 @@ def long_file():
 
 
 @pytest.mark.timeout(900)
-def test_file_windows_are_batched_and_nothing_is_lost(server, long_file):
+def test_long_file_task_keeps_every_word_in_order(server, long_file):
     url, reference, seconds = long_file
-    before = server.health()["models"]
     with sdk_at(server):
         r = QwenTranscription.async_call(model=QWEN, file_url=url, enable_words=True)
         assert r.status_code == 200, (r.status_code, r.code, r.message)
         w = QwenTranscription.wait(task=r.output.task_id, wait_timeout=840)
     assert w.status_code == 200 and w.output.task_status == "SUCCEEDED", output_dict(w)
     doc = get_doc(w.output["result"]["transcription_url"])
-    after = server.health()["models"]
-
-    # Batched: more windows decoded than batches run (one window per batch before the fix).
-    decoded = sum(m["decoded"] for m in after.values()) - sum(
-        m["decoded"] for m in before.values())
-    batches = sum(m["batches"] for m in after.values()) - sum(
-        m["batches"] for m in before.values())
-    assert decoded > batches, ("file windows went one per batch", decoded, batches)
 
     # Nothing lost: the reference's words are there (as many times as said), few errors.
     transcript = doc["transcripts"][0]
