@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import httpx
 import pytest
 from dashscope.audio.qwen_asr import QwenTranscription
 
@@ -67,3 +68,34 @@ def test_long_file_task_keeps_every_word_in_order(server, long_file):
         assert s["begin_time"] <= words[0]["begin_time"] and words[-1]["end_time"] <= (
             s["end_time"] + 1), s
         last = s["end_time"]
+
+
+def _hwm_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), MB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.timeout(600)
+def test_a_batch_of_full_windows_does_not_raise_peak_memory(server):
+    # ~2 minutes in one sync request: four 29 s windows go to the model as one batch. Encoded
+    # together on CPU their attention buffers raised the server's peak RSS by ~320 MB; encoded
+    # one at a time (then decoded as a batch) by a few tens of MB.
+    pcm, _reference, seconds = concat_clips(EN_CLIPS + ["en_beckett", "en_fleurs_000"], gap_s=1.0)
+    assert 100 < seconds < 150, seconds
+    assert server.proc is not None
+    warm = {"file": ("w.wav", wav_bytes(concat_clips(["en_ldc93s1"], gap_s=0.5)[0]), "audio/wav")}
+    r = httpx.post(server.http + "/v1/audio/transcriptions", data={"model": "whisper-1"},
+                   files=warm, timeout=300)
+    assert r.status_code == 200, r.text
+    before = _hwm_mb(server.proc.pid)
+    files = {"file": ("long.wav", wav_bytes(pcm), "audio/wav")}
+    r = httpx.post(server.http + "/v1/audio/transcriptions", data={"model": "whisper-1"},
+                   files=files, timeout=540)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["text"].split()) > 150, r.text
+    grew = _hwm_mb(server.proc.pid) - before
+    assert grew < 150, f"peak RSS grew by {grew:.0f} MB for one batch of full windows"
