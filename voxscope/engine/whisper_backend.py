@@ -50,6 +50,11 @@ LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 FALLBACK_TEMPERATURES = (0.4, 0.8)
 TAIL_MIN_S = 1.0  # unexplained audio after Whisper's last timestamp worth a second look
+# Padding after a tail's audio. A tail is short (the last sentence or two of a window): encoding
+# it padded to 30 s cost a whole window's encoder pass (~0.85 CPU-s on 2 cores, ~40 % of a file
+# window's decode) for a few seconds of speech; 5 s of padding costs about a tenth of that and
+# leaves the model enough silence to see that the speech has ended.
+TAIL_PAD_FRAMES = 500
 # A window this short decoded with hot words in its prompt is also decoded without them: on little
 # audio the prompt can outweigh the speech (hot words or digit runs "２２２" appear from nowhere).
 SHORT_PROMPT_S = 4.0
@@ -62,6 +67,7 @@ class WhisperBackend:
         self._fw = WhisperModel(str(model_path), device=device, compute_type=compute_type,
                                 cpu_threads=cpu_threads, num_workers=1)
         self._model: ctranslate2.models.Whisper = self._fw.model
+        self._device = device
         self._fe = self._fw.feature_extractor
         self.multilingual: bool = self._model.is_multilingual
         self.model_path = Path(model_path)
@@ -104,17 +110,17 @@ class WhisperBackend:
         return feats[:, :content], content
 
     def _decode_group(self, items: list[tuple[np.ndarray, DecodeOptions]], full: bool,
-                      beam: int, depth: int = 0) -> list[Transcript]:
+                      beam: int, depth: int = 0, pad: int = SHORT_PAD_FRAMES) -> list[Transcript]:
         feats, contents = zip(*(self._features(a) for a, _ in items), strict=True)
         if full:
             width = FULL_FRAMES
         else:
-            width = min(FULL_FRAMES, max(contents) + SHORT_PAD_FRAMES)
+            width = min(FULL_FRAMES, max(contents) + pad)
             width += width % 2
         batch = np.zeros((len(items), feats[0].shape[0], width), dtype=np.float32)
         for b, f in enumerate(feats):
             batch[b, :, : f.shape[1]] = f[:, :width]
-        enc = self._model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+        enc = self._encode(batch)
 
         langs, lang_probs = self._languages(enc, [o for _, o in items])
         prompts = []
@@ -165,6 +171,17 @@ class WhisperBackend:
                                  to_simplified(w.raw), w.probability) for w in tr.words]
         return out
 
+    def _encode(self, batch: np.ndarray) -> ctranslate2.StorageView:
+        """Encoder output of a batch of features. On CPU full windows are encoded one at a time
+        and stacked: measured with 2 threads, a batch of 4 costs as much CPU as 4 single passes
+        but its attention buffers raised peak RSS by ~320 MB (4 x 30 s) against ~20 MB; the
+        decoder, where batching does pay, still gets the whole batch."""
+        if self._device != "cpu" or len(batch) == 1 or batch.shape[-1] < FULL_FRAMES:
+            return self._model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
+        parts = [np.asarray(self._model.encode(ctranslate2.StorageView.from_array(batch[i:i + 1]),
+                                               to_cpu=False)) for i in range(len(batch))]
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
+
     def _generate(self, enc: ctranslate2.StorageView, prompts: list[list[int]],
                   tokenizers: list[Tokenizer], beam: int) -> list:
         """One generate call per start-of-transcript position: CTranslate2 requires it to be
@@ -201,7 +218,7 @@ class WhisperBackend:
                 language=langs[b], task=opts.task, beam_size=opts.beam_size, full_window=True,
                 word_timestamps=False, prompt=out[b].text[-200:] or None,
                 temperature_fallback=opts.temperature_fallback)))
-        extra = self._decode_group(sub, True, sub[0][1].beam_size, depth=1)
+        extra = self._decode_group(sub, False, sub[0][1].beam_size, depth=1, pad=TAIL_PAD_FRAMES)
         for (b, _), tail in zip(tails, extra, strict=True):
             if tail.empty:
                 continue
