@@ -50,7 +50,16 @@ from voxscope.engine.streaming.results import (
     split_sentences,
     text_of,
 )
-from voxscope.engine.streaming.segmenter import Closed, Event, Opened, Paused, Resumed, Segment, Segmenter
+from voxscope.engine.streaming.segmenter import (
+    Closed,
+    EndpointConfig,
+    Event,
+    Opened,
+    Paused,
+    Resumed,
+    Segment,
+    Segmenter,
+)
 from voxscope.engine.text import close_sentence, ends_sentence, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
@@ -67,14 +76,12 @@ CONTEXT_AUDIO_S = 2.0
 
 
 @dataclass
-class RecognizerConfig:
+class RecognizerConfig(EndpointConfig):
+    """A stream's settings; the endpointing ones (and their defaults) come from EndpointConfig."""
+
     language: str | None = None
     allowed_languages: tuple[str, ...] | None = None
     task: str = "transcribe"
-    max_sentence_silence_ms: int = 1300
-    semantic_punctuation: bool = False
-    multi_threshold: bool = False
-    vad_threshold: float = 0.5
     remove_disfluencies: bool = False
     punctuation: bool = True
     prompt: str | None = None  # context text (update_context, corpus)
@@ -82,12 +89,7 @@ class RecognizerConfig:
     partials: bool = True
     partial_interval_s: float = 0.6
     min_partial_speech_ms: int = 400
-    max_sentence_s: float = 29.5
-    preroll_ms: int = 300
-    min_speech_ms: int = 96
-    speculative_silence_ms: int = 240
     semantic_pause_ms: int = 400
-    tail_ms: int = 200
     final_beam: int = 5
     max_sentences: int | None = None  # one-sentence mode: stop after this many finals
     report_empty_finals: bool = False  # emit a final with empty text when a segment held no words

@@ -42,7 +42,7 @@ class EndpointSettings(Protocol):
 
 @dataclass
 class EndpointConfig:
-    """Stand-alone endpoint settings, with the recognizer's defaults."""
+    """Endpoint settings and their defaults (RecognizerConfig extends them)."""
 
     vad_threshold: float = 0.5
     max_sentence_silence_ms: int = 1300
