@@ -27,7 +27,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_streaming import pct, send_paced  # noqa: E402
+from benchmarks.bench_streaming import pct, sdk_stream  # noqa: E402
 from tests.support import ServerProcess, clip_pcm, silence_pcm  # noqa: E402
 
 # (clip, start s, end s) of short phrases, and whole sentences
@@ -63,25 +63,7 @@ def build(seed: int) -> tuple[bytes, list[tuple[float, float, str]]]:
 
 
 def client(url_ws: str, pcm: bytes, utterances, out: dict) -> None:
-    import dashscope
-    from dashscope.audio.asr import Recognition, RecognitionCallback
-
-    dashscope.base_websocket_api_url = url_ws
-    dashscope.api_key = "bench"
-    events: list[tuple[float, dict]] = []
-
-    class CB(RecognitionCallback):
-        def on_event(self, result) -> None:
-            events.append((time.monotonic(), result.get_sentence()))
-
-        def on_error(self, result) -> None:
-            out["error"] = f"{result.code}: {result.message}"
-
-    r = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
-                    callback=CB())
-    r.start()
-    t0 = send_paced(r.send_audio_frame, pcm)
-    r.stop()
+    t0, events = sdk_stream(url_ws, pcm, out)
     rows = []
     for onset, end, kind in utterances:
         mine = [(t - t0, s) for t, s in events if s["text"]

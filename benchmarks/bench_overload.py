@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_streaming import CHUNK, build_stream, pct  # noqa: E402
+from benchmarks.bench_streaming import build_stream, pct, region_delays, sdk_stream  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
 from voxscope.config import Settings  # noqa: E402
 
@@ -42,49 +42,9 @@ def long_stream(seed: int, repeat: int) -> tuple[bytes, list[tuple[float, float]
 
 
 def client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
-    import dashscope
-    from dashscope.audio.asr import Recognition, RecognitionCallback
-
-    dashscope.base_websocket_api_url = url_ws
-    dashscope.api_key = "bench"
-    events: list[tuple[float, dict]] = []
-
-    class CB(RecognitionCallback):
-        def on_event(self, result) -> None:
-            events.append((time.monotonic(), result.get_sentence()))
-
-        def on_error(self, result) -> None:
-            out["error"] = f"{result.code}: {result.message}"
-
-    r = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
-                    callback=CB())
-    try:
-        r.start()
-        t0 = time.monotonic()
-        for k, i in enumerate(range(0, len(pcm), CHUNK)):
-            if "error" in out:
-                break
-            r.send_audio_frame(pcm[i:i + CHUNK])
-            time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
-        if "error" not in out:
-            r.stop()
-    except Exception as exc:  # a refused stream may fail in start() or on its next frame
-        out.setdefault("error", f"{type(exc).__name__}: {exc}")
-    if "error" in out:
-        return
-    first_partial, final_delay = [], []
-    for onset, end in regions:
-        partials = [t - t0 for t, s in events if s["end_time"] is None and s["text"]
-                    and onset - 0.5 <= (s["begin_time"] / 1000) <= end]
-        finals = [t - t0 for t, s in events if s["end_time"] is not None
-                  and abs(s["end_time"] / 1000 - end) < 1.5]
-        if partials:
-            first_partial.append(min(partials) - onset)
-        if finals:
-            final_delay.append(min(finals) - end)
-    out.update(first_partial=first_partial, final=final_delay,
-               finals=sum(1 for _, s in events if s["end_time"] is not None),
-               regions=len(regions), covered=len(final_delay))
+    t0, events = sdk_stream(url_ws, pcm, out)
+    if "error" not in out:
+        out.update(region_delays(t0, events, regions))
 
 
 def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:

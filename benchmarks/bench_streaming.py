@@ -62,16 +62,21 @@ def build_stream(seed: int, clips: list[str] | None = None) -> tuple[bytes, list
     return pcm, regions
 
 
-def send_paced(send, pcm: bytes) -> float:
-    """Send `pcm` in 100 ms chunks at real-time pace; returns the start time (monotonic)."""
+def send_paced(send, pcm: bytes, stop=lambda: False) -> float:
+    """Send `pcm` in 100 ms chunks at real-time pace (until `stop()`); returns the start time."""
     t0 = time.monotonic()
     for k, i in enumerate(range(0, len(pcm), CHUNK)):
+        if stop():
+            break
         send(pcm[i:i + CHUNK])
         time.sleep(max(0.0, t0 + (k + 1) * 0.1 - time.monotonic()))
     return t0
 
 
-def run_client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
+def sdk_stream(url_ws: str, pcm: bytes, out: dict) -> tuple[float, list[tuple[float, dict]]]:
+    """One SDK `Recognition` stream of `pcm` at real-time pace: its start time and every result
+    event (monotonic arrival time, sentence). An error (a refused stream fails in start() or on a
+    later frame) ends the stream early and is written to out["error"]."""
     import dashscope
     from dashscope.audio.asr import Recognition, RecognitionCallback
 
@@ -84,13 +89,23 @@ def run_client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
             events.append((time.monotonic(), result.get_sentence()))
 
         def on_error(self, result) -> None:
-            out["error"] = f"{result.status_code} {result.code} {result.message}"
+            out["error"] = f"{result.status_code} {result.code}: {result.message}"
 
     r = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
                     callback=CB())
-    r.start()
-    t0 = send_paced(r.send_audio_frame, pcm)
-    r.stop()
+    t0 = time.monotonic()
+    try:
+        r.start()
+        t0 = send_paced(r.send_audio_frame, pcm, stop=lambda: "error" in out)
+        if "error" not in out:
+            r.stop()
+    except Exception as exc:
+        out.setdefault("error", f"{type(exc).__name__}: {exc}")
+    return t0, events
+
+
+def region_delays(t0: float, events: list[tuple[float, dict]], regions) -> dict:
+    """First-partial delay after each region's onset and final delay after its end (seconds)."""
     first_partial, final_delay = [], []
     for onset, end in regions:
         partials = [t - t0 for t, s in events if s["end_time"] is None and s["text"]
@@ -101,9 +116,14 @@ def run_client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
             first_partial.append(min(partials) - onset)
         if finals:
             final_delay.append(min(finals) - end)
-    out.update(first_partial=first_partial, final=final_delay,
-               finals=sum(1 for _, s in events if s["end_time"] is not None),
-               regions=len(regions))
+    return {"first_partial": first_partial, "final": final_delay,
+            "finals": sum(1 for _, s in events if s["end_time"] is not None),
+            "regions": len(regions), "covered": len(final_delay)}
+
+
+def run_client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
+    t0, events = sdk_stream(url_ws, pcm, out)
+    out.update(region_delays(t0, events, regions))
 
 
 def pct(values: list[float], q: float) -> float:
