@@ -29,7 +29,8 @@ class HeldBackend:
 
 def test_first_preview_ahead_of_finals_later_previews_behind():
     backend = HeldBackend()
-    sched = InferenceScheduler(backend, max_batch=4, max_wait_s=0.0)  # type: ignore[arg-type]
+    sched = InferenceScheduler(backend, max_batch=4, max_wait_s=0.0,  # type: ignore[arg-type]
+                               first_preview_ahead=True)
     audio = np.zeros(16000, dtype=np.float32)
     try:
         held = sched.submit(audio, FULL, Priority.FINAL)

@@ -71,7 +71,7 @@ class InferenceScheduler:
                  max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
                  realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
                  service_log: int = 512, load_window_s: float = 15.0,
-                 first_preview_ahead: bool = True) -> None:
+                 first_preview_ahead: bool = False) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -105,8 +105,9 @@ class InferenceScheduler:
                first: bool = False) -> Future:
         """Queue a decode; the future resolves to a Transcript, or None if superseded.
 
-        `first` marks a sentence's first preview: it goes ahead of other previews and of
-        realtime finals, since the delay until a speaker sees anything at all matters most.
+        `first` marks a sentence's first preview: it goes ahead of other previews (and, with
+        `first_preview_ahead`, of realtime finals), since the delay until a speaker sees anything at
+        all matters most.
         """
         req = _Request(audio, options, priority, key, seq=next(self._seq),
                        first=first and priority == Priority.PARTIAL and self.first_preview_ahead)
