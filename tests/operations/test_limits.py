@@ -7,9 +7,7 @@ Throttling.RateQuota (DashScope envelope) or OpenAI's 429 on /v1; over its queue
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -17,8 +15,8 @@ import pytest
 import websocket
 
 from tests.conftest import FAST_ENV
-from tests.operations.helpers import create_key, wait_keyed
-from tests.support import ServerProcess, silence_pcm
+from tests.operations.helpers import HeldTask, create_key, run_task, wait_keyed
+from tests.support import ServerProcess
 
 QUOTA = "Throttling.AllocationQuota"
 RATE = "Throttling.RateQuota"
@@ -35,51 +33,13 @@ def srv():
     server.stop()
 
 
-def _run_task(url: str, key: str) -> tuple[websocket.WebSocket, dict]:
-    ws = websocket.create_connection(url, header=[f"Authorization: Bearer {key}"], timeout=60)
-    ws.send(json.dumps({
-        "header": {"action": "run-task", "task_id": uuid.uuid4().hex, "streaming": "duplex"},
-        "payload": {"model": "paraformer-realtime-v2", "task_group": "audio", "task": "asr",
-                    "function": "recognition", "input": {},
-                    "parameters": {"format": "pcm", "sample_rate": 16000}}}))
-    return ws, json.loads(ws.recv())
-
-
-class _Held:
-    """A started recognition task kept alive with silence until finished."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self.ws, first = _run_task(url, key)
-        assert first["header"]["event"] == "task-started", first
-        self.task_id = first["header"]["task_id"]
-        self._stop = threading.Event()
-        self._feeder = threading.Thread(target=self._feed, daemon=True)
-        self._feeder.start()
-
-    def _feed(self) -> None:
-        while not self._stop.wait(0.1):
-            try:
-                self.ws.send_binary(silence_pcm(0.1))
-            except Exception:  # noqa: BLE001 - the socket closed; the test reports it
-                return
-
-    def finish(self) -> str:
-        self._stop.set()
-        self._feeder.join()
-        self.ws.send(json.dumps({"header": {"action": "finish-task", "task_id": self.task_id,
-                                            "streaming": "duplex"}, "payload": {"input": {}}}))
-        while True:
-            event = json.loads(self.ws.recv())["header"]["event"]
-            if event in ("task-finished", "task-failed"):
-                self.ws.close()
-                return event
 
 
 def test_session_limit_refuses_only_the_extra_session(srv):
     limited, other = create_key(srv, "one-session", "--max-sessions", "1"), create_key(srv, "free")
-    held = _Held(srv.ws_inference, limited)
+    held = HeldTask.open(srv.ws_inference, limited)
     try:
-        ws, refused = _run_task(srv.ws_inference, limited)
+        ws, refused = run_task(srv.ws_inference, limited)
         ws.close()
         assert refused["header"]["event"] == "task-failed", refused
         assert refused["header"]["error_code"] == QUOTA, refused
@@ -88,11 +48,11 @@ def test_session_limit_refuses_only_the_extra_session(srv):
         event = json.loads(rt.recv())
         rt.close()
         assert event["type"] == "error" and event["error"]["code"] == QUOTA, event
-        free = _Held(srv.ws_inference, other)  # another key is not affected
+        free = HeldTask.open(srv.ws_inference, other)  # another key is not affected
         assert free.finish() == "task-finished"
     finally:
         assert held.finish() == "task-finished"  # the running session was never harmed
-    again = _Held(srv.ws_inference, limited)  # its session ended: the key may start another
+    again = HeldTask.open(srv.ws_inference, limited)  # its session ended: the key may start another
     assert again.finish() == "task-finished"
 
 

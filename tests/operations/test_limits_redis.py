@@ -10,9 +10,7 @@ binaries are missing."""
 from __future__ import annotations
 
 import json
-import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -21,8 +19,8 @@ import websocket
 
 from tests.files.test_postgres import pg_url  # noqa: F401 - the module's PostgreSQL cluster
 from tests.files.test_scale_out import redis_port  # noqa: F401 - the module's Redis
-from tests.operations.helpers import create_key, wait_keyed
-from tests.support import ServerProcess, free_port, silence_pcm
+from tests.operations.helpers import HeldTask, create_key, run_task, wait_keyed
+from tests.support import ServerProcess, free_port
 
 QUOTA = "Throttling.AllocationQuota"
 RATE = "Throttling.RateQuota"
@@ -48,57 +46,8 @@ def pair(pg_url, redis_port):  # noqa: F811 - the imported fixtures
         s.stop()
 
 
-def _run_task(url: str, key: str) -> tuple[websocket.WebSocket, dict]:
-    """A raw run-task (as the SDK sends it); heartbeat keeps a silent task from idling out."""
-    ws = websocket.create_connection(url, header=[f"Authorization: Bearer {key}"], timeout=60)
-    ws.send(json.dumps({
-        "header": {"action": "run-task", "task_id": uuid.uuid4().hex, "streaming": "duplex"},
-        "payload": {"model": "paraformer-realtime-v2", "task_group": "audio", "task": "asr",
-                    "function": "recognition", "input": {},
-                    "parameters": {"format": "pcm", "sample_rate": 16000, "heartbeat": True}}}))
-    return ws, json.loads(ws.recv())
-
-
-class _Held:
-    """A started recognition task kept alive with silence until finished."""
-
-    def __init__(self, ws: websocket.WebSocket, started: dict) -> None:
-        assert started["header"]["event"] == "task-started", started
-        self.ws, self.task_id = ws, started["header"]["task_id"]
-        self._stop = threading.Event()
-        self._feeder = threading.Thread(target=self._feed, daemon=True)
-        self._feeder.start()
-
-    @classmethod
-    def open(cls, url: str, key: str) -> _Held:
-        return cls(*_run_task(url, key))
-
-    def _feed(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                self.ws.send_binary(silence_pcm(0.2))
-            except Exception:  # noqa: BLE001 - the socket closed (a killed server); fine here
-                return
-
-    def finish(self) -> str:
-        self._stop.set()
-        self._feeder.join()
-        self.ws.send(json.dumps({"header": {"action": "finish-task", "task_id": self.task_id,
-                                            "streaming": "duplex"}, "payload": {"input": {}}}))
-        while True:
-            event = json.loads(self.ws.recv())["header"]["event"]
-            if event in ("task-finished", "task-failed"):
-                self.ws.close()
-                return event
-
-    def drop(self) -> None:
-        self._stop.set()
-        self._feeder.join()
-        self.ws.close()
-
-
 def _refused(url: str, key: str) -> dict:
-    ws, event = _run_task(url, key)
+    ws, event = run_task(url, key)
     ws.close()
     return event
 
@@ -107,9 +56,9 @@ def test_session_limit_holds_across_both_servers(pair):
     a, b = pair
     key, other = create_key(a, "two", "--max-sessions", "2"), create_key(b, "other")
     with ThreadPoolExecutor(3) as pool:  # three at once, over both servers
-        opened = list(pool.map(lambda url: _run_task(url, key),
+        opened = list(pool.map(lambda url: run_task(url, key),
                                [a.ws_inference, b.ws_inference, a.ws_inference]))
-    started = [_Held(ws, e) for ws, e in opened if e["header"]["event"] == "task-started"]
+    started = [HeldTask(ws, e) for ws, e in opened if e["header"]["event"] == "task-started"]
     failed = [(ws, e) for ws, e in opened if e["header"]["event"] != "task-started"]
     try:
         assert len(started) == 2 and len(failed) == 1, [e for _, e in opened]
@@ -126,26 +75,26 @@ def test_session_limit_holds_across_both_servers(pair):
         rt.close()
         assert event["type"] == "error" and event["error"]["code"] == QUOTA, event
         for server in pair:  # another key is not affected
-            assert _Held.open(server.ws_inference, other).finish() == "task-finished"
+            assert HeldTask.open(server.ws_inference, other).finish() == "task-finished"
     finally:
         for held in started:  # the running sessions were never harmed
             assert held.finish() == "task-finished"
     # both ended: the key may run two again, one on each server
-    again = [_Held.open(a.ws_inference, key), _Held.open(b.ws_inference, key)]
+    again = [HeldTask.open(a.ws_inference, key), HeldTask.open(b.ws_inference, key)]
     assert [h.finish() for h in again] == ["task-finished", "task-finished"]
 
 
 def test_dropped_connection_releases_its_session(pair):
     a, b = pair
     key = create_key(a, "drop", "--max-sessions", "1")
-    held = _Held.open(a.ws_inference, key)
+    held = HeldTask.open(a.ws_inference, key)
     assert _refused(b.ws_inference, key)["header"]["error_code"] == QUOTA
     held.drop()  # the client vanishes without finish-task
     deadline = time.monotonic() + POLL_BOUND_S
     while True:  # the server notices the closed socket and releases the session
-        ws, event = _run_task(b.ws_inference, key)
+        ws, event = run_task(b.ws_inference, key)
         if event["header"]["event"] == "task-started":
-            assert _Held(ws, event).finish() == "task-finished"
+            assert HeldTask(ws, event).finish() == "task-finished"
             break
         ws.close()
         assert event["header"]["error_code"] == QUOTA, event
@@ -187,7 +136,7 @@ def test_killed_servers_sessions_expire(pair, pg_url, redis_port):  # noqa: F811
     try:
         key = create_key(a, "killed", "--max-sessions", "2")
         wait_keyed(doomed)
-        held = [_Held.open(doomed.ws_inference, key) for _ in range(2)]
+        held = [HeldTask.open(doomed.ws_inference, key) for _ in range(2)]
         assert _refused(b.ws_inference, key)["header"]["error_code"] == QUOTA
         time.sleep(2 * LEASE_S)  # sessions longer than the lease: their server renews them
         assert _refused(b.ws_inference, key)["header"]["error_code"] == QUOTA
@@ -195,11 +144,11 @@ def test_killed_servers_sessions_expire(pair, pg_url, redis_port):  # noqa: F811
         for h in held:
             h.drop()
         deadline = time.monotonic() + POLL_BOUND_S
-        started: list[_Held] = []
+        started: list[HeldTask] = []
         while len(started) < 2:  # its leases run out: the key gets both sessions back
-            ws, event = _run_task((a, b)[len(started)].ws_inference, key)
+            ws, event = run_task((a, b)[len(started)].ws_inference, key)
             if event["header"]["event"] == "task-started":
-                started.append(_Held(ws, event))
+                started.append(HeldTask(ws, event))
                 continue
             ws.close()
             assert event["header"]["error_code"] == QUOTA, event
@@ -216,10 +165,10 @@ def test_unreachable_redis_falls_back_to_this_server(pg_url):  # noqa: F811
     try:
         key = create_key(server, "no-redis", "--max-sessions", "1")
         wait_keyed(server)
-        held = _Held.open(server.ws_inference, key)
+        held = HeldTask.open(server.ws_inference, key)
         assert _refused(server.ws_inference, key)["header"]["error_code"] == QUOTA
         assert held.finish() == "task-finished"
-        assert _Held.open(server.ws_inference, key).finish() == "task-finished"
+        assert HeldTask.open(server.ws_inference, key).finish() == "task-finished"
         assert server.alive()
         assert "Redis is unreachable" in server.log()
     finally:
