@@ -325,7 +325,6 @@ def keys_list(config: Path = _CONFIG, data_dir: Path = _DATA_DIR,
     store = _key_store(config, data_dir)
     records = store.list()
     used = totals(report(UsageStore(store.db), since=today(), until=today()))
-    zero = {"audio_seconds": 0.0, "requests": 0, "tasks": 0, "failures": 0}
 
     def when(value) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
@@ -339,18 +338,16 @@ def keys_list(config: Path = _CONFIG, data_dir: Path = _DATA_DIR,
                 "state": "active" if r.active() else ("revoked" if r.revoked else "expired"),
                 "max_sessions": r.max_sessions, "rps": r.rps,
                 "max_queued_tasks": r.max_queued_tasks, "daily_audio_hours": r.daily_audio_hours,
-                "today": used.get(r.id, zero)}))
+                "today": used[r.id]}))
         return
     rows = [("ID", "NAME", "CREATED", "LAST USED", "EXPIRES", "STATE", "LIMITS", "TODAY")]
     for r in records:
-        t = used.get(r.id, zero)
+        t = used[r.id]
         rows.append((r.id, r.name, when(r.created), when(r.last_used), when(r.expires),
                      "active" if r.active() else ("revoked" if r.revoked else "expired"),
                      _limits_text(r), f"{t['audio_seconds']:g}s/{t['requests']:g}req/"
                      f"{t['tasks']:g}tasks/{t['failures']:g}fail"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    _echo_table(rows)
 
 
 @keys_app.command("revoke")
@@ -395,6 +392,13 @@ class UsageFormat(StrEnum):
     csv = "csv"
 
 
+def _echo_table(rows: list[tuple[str, ...]]) -> None:
+    """Rows as aligned columns, each as wide as its longest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
 @app.command("usage")
 def usage(
     key: str = typer.Option(None, "--key", help="Only this key (its id; a config key's owner)"),
@@ -430,9 +434,7 @@ def usage(
         table = [tuple(f.upper() for f in fields)]
         table += [(r.key_id, r.model or "-", r.date, f"{r.audio_seconds:g}", str(r.requests),
                    str(r.tasks), str(r.failures)) for r in rows]
-        widths = [max(len(row[i]) for row in table) for i in range(len(fields))]
-        for row in table:
-            typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        _echo_table(table)
 
 
 if __name__ == "__main__":

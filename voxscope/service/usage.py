@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -110,9 +111,7 @@ class Metering:
         owner = who.owner if isinstance(who, Principal) else who
         key = (owner, model or "", today())
         with self._lock:
-            row = self._pending.setdefault(key, [0.0, 0, 0, 0])
-            for i, v in enumerate((audio_s, requests, tasks, failures)):
-                row[i] += v
+            self._add_pending(key, (audio_s, requests, tasks, failures))
         self._ensure_writer()
         self._wake.set()
 
@@ -131,9 +130,7 @@ class Metering:
                 log.warning("could not write usage; will retry", exc_info=True)
                 with self._lock:
                     for key, counts in batch.items():
-                        row = self._pending.setdefault(key, [0.0, 0, 0, 0])
-                        for i, v in enumerate(counts):
-                            row[i] += v
+                        self._add_pending(key, counts)
                 raise
             finally:
                 with self._lock:
@@ -141,6 +138,12 @@ class Metering:
                     # the database now holds these: re-read the owners' totals on next use
                     for owner, _model, day in batch:
                         self._totals.pop((owner, day), None)
+
+    def _add_pending(self, key: tuple[str, str, str], counts: Iterable[float]) -> None:
+        """Add counts (audio s, requests, tasks, failures) to a pending row; holds self._lock."""
+        row = self._pending.setdefault(key, [0.0, 0, 0, 0])
+        for i, v in enumerate(counts):
+            row[i] += v
 
     def close(self) -> None:
         self._stop.set()
@@ -213,12 +216,12 @@ class Metering:
         return report(self.store, owner, since, until)
 
 
-def totals(rows: Iterable[UsageRow]) -> dict[str, dict[str, float]]:
-    """Per key_id sums over rows (for `keys list`: today's usage)."""
-    out: dict[str, dict[str, float]] = {}
+def totals(rows: Iterable[UsageRow]) -> defaultdict[str, dict[str, float]]:
+    """Per key_id sums over rows (for `keys list`: today's usage); zeros for a key with none."""
+    out: defaultdict[str, dict[str, float]] = defaultdict(
+        lambda: {"audio_seconds": 0.0, "requests": 0, "tasks": 0, "failures": 0})
     for r in rows:
-        t = out.setdefault(r.key_id, {"audio_seconds": 0.0, "requests": 0, "tasks": 0,
-                                      "failures": 0})
+        t = out[r.key_id]
         t["audio_seconds"] += r.audio_seconds
         t["requests"] += r.requests
         t["tasks"] += r.tasks
