@@ -55,8 +55,6 @@ class Admission:
     clock: Callable[[], float] = time.monotonic
     cost: float = field(init=False)  # learned per-stream final share
     refused: int = 0
-    last: LoadReading | None = None
-    last_projected: float = 0.0
 
     def __post_init__(self) -> None:
         self.cost = self.stream_cost
@@ -67,7 +65,6 @@ class Admission:
         if self.max_load <= 0 or not stream_starts:
             return None
         load = self.read()
-        self.last = load
         now = self.clock()
         n = len(stream_starts)
         # Stream-windows measured: a stream that started half a window ago counts as half.
@@ -80,7 +77,6 @@ class Admission:
         if load.final_decode_s is not None:
             cost = max(cost, load.final_decode_s * self.sentence_rate)
         projected = max(load.final_share, n * cost) + cost
-        self.last_projected = projected
         if projected > self.max_load:
             self.refused += 1
             return (f"measured load: {n} streams use {load.final_share:.0%} of the model for "
