@@ -59,8 +59,11 @@ class Engine:
     def preload(self) -> None:
         for prof in self.settings.profiles.values():
             self.scheduler(prof.model)
-        # Before any traffic: time one final decode per model (load admission's first price).
-        for name, sched in (self.schedulers if self.settings.admit_max_load > 0 else {}).items():
+
+    def time_finals(self) -> None:
+        """Time one final decode per loaded model, before any traffic: load admission's first
+        price of a stream (a server admitting realtime streams calls it; a worker need not)."""
+        for name, sched in self.schedulers.items():
             log.info("model %s: one final decode takes %.2f s", name,
                      calibrate(sched.backend, sched.load))
 

@@ -34,6 +34,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         # Load every model before accepting traffic: the first user should not wait for it.
         rt.engine.preload()
+        if rt.settings.admit_max_load > 0:  # admission by measured load prices streams from it
+            rt.engine.time_finals()
         if rt.settings.workers > 0:
             rt.tasks.start_workers(rt.settings.workers)
         sweeper = asyncio.create_task(_sweep_uploads(rt))
