@@ -39,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.device import add_device_args, compute_type, models_config  # noqa: E402
 from tests.support import clip_pcm, error_rate, manifest, wav_bytes  # noqa: E402
 
 SYSTEMS = ("fw_seq", "fw_batched", "vox_cli", "vox_task")
@@ -78,7 +79,7 @@ def _rss_mb(pid: int) -> float:
 
 
 # -- child: one system on one file ---------------------------------------------------------------
-def child(system: str, wav: Path, threads: int, batch: int) -> dict:
+def child(system: str, wav: Path, threads: int, batch: int, args: argparse.Namespace) -> dict:
     """Run one system in this process; returns wall, CPU seconds, peak RSS and the text."""
     from voxscope.audio import iter_file_chunks
     from voxscope.engine.model_store import ModelStore
@@ -86,8 +87,8 @@ def child(system: str, wav: Path, threads: int, batch: int) -> dict:
     if system.startswith("fw_"):
         from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-        model = WhisperModel(str(ModelStore().resolve("whisper-base")), device="cpu",
-                             compute_type="int8", cpu_threads=threads)
+        model = WhisperModel(str(ModelStore().resolve("whisper-base")), device=args.device,
+                             compute_type=compute_type(args), cpu_threads=threads)
         audio = np.concatenate(list(iter_file_chunks(wav)))
         t, c = time.monotonic(), _cpu_s()
         if system == "fw_seq":
@@ -101,7 +102,9 @@ def child(system: str, wav: Path, threads: int, batch: int) -> dict:
         from voxscope.engine.hub import Engine
         from voxscope.engine.offline import OfflineOptions, transcribe_chunks
 
-        engine = Engine(load_settings(cpu_threads=threads, max_batch=4))
+        cfg = Path(tempfile.mkdtemp(prefix="voxscope-bench-")) / "config.yaml"
+        cfg.write_text(json.dumps({"models": models_config(args)}))  # JSON is YAML
+        engine = Engine(load_settings(cfg, cpu_threads=threads, max_batch=args.max_batch))
         sched = engine.scheduler("whisper-base")
         t, c = time.monotonic(), _cpu_s()
         opts = OfflineOptions(language=None)  # as `voxscope transcribe` (file tasks: conditioned)
@@ -112,11 +115,15 @@ def child(system: str, wav: Path, threads: int, batch: int) -> dict:
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak, "text": " ".join(texts)}
 
 
-def run_child(system: str, wav: Path, threads: int, batch: int) -> dict:
+def run_child(system: str, wav: Path, threads: int, batch: int, args: argparse.Namespace) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", system, str(wav),
-                          "--threads", str(threads), "--batch", str(batch)],
-                         check=True, capture_output=True, text=True, cwd=ROOT).stdout
-    return json.loads(out.strip().splitlines()[-1])
+                          "--threads", str(threads), "--batch", str(batch),
+                          "--device", args.device, "--compute-type", compute_type(args),
+                          "--max-batch", str(args.max_batch)],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:  # one failing system must not hide the others' numbers
+        raise RuntimeError(f"{system} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_task(srv, base: str, name: str) -> dict:
@@ -156,10 +163,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="BatchedInferencePipeline batch size")
     ap.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--max-batch", type=int, default=4, help="voxscope's max_batch setting")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "WAV"), help=argparse.SUPPRESS)
+    add_device_args(ap)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], Path(args.child[1]), args.threads, args.batch)))
+        print(json.dumps(child(args.child[0], Path(args.child[1]), args.threads, args.batch,
+                               args)))
         return
 
     from benchmarks.bench_file_tasks import serve_folder
@@ -170,10 +180,13 @@ def main() -> None:
     srv = None
     if "vox_task" in args.systems:
         srv = ServerProcess(config={"server": {"fetch_allow_private": True,
-                                               "cpu_threads": args.threads}}).start(timeout=300)
+                                               "cpu_threads": args.threads,
+                                               "max_batch": args.max_batch},
+                                    "models": models_config(args)}).start(timeout=300)
     load = os.getloadavg()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}; "
-          f"threads {args.threads}; load avg at start {load[0]:.1f}")
+          f"threads {args.threads}; {args.device} {compute_type(args)}; "
+          f"load avg at start {load[0]:.1f}")
     try:
         for lang in args.langs:
             pcm, reference, seconds = build(lang, args.minutes, args.pause)
@@ -187,7 +200,11 @@ def main() -> None:
                         with sdk_at(srv):
                             r = run_task(srv, base, name)
                     else:
-                        r = run_child(system, folder / name, args.threads, args.batch)
+                        try:
+                            r = run_child(system, folder / name, args.threads, args.batch, args)
+                        except RuntimeError as exc:
+                            print(exc, flush=True)
+                            continue
                     rows[system] = {"wall_s": round(r["wall_s"], 1),
                                     "rtf": round(r["wall_s"] / seconds, 3),
                                     "cpu_s": round(r["cpu_s"], 1),

@@ -30,6 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.device import add_device_args, compute_type, models_config  # noqa: E402
 from tests.support import ServerProcess, clip, pcm16  # noqa: E402
 
 CLIPS = ["en_librispeech_1995-1837-0001", "zh_funasr_asr_example", "en_jfk_inaugural",
@@ -141,13 +142,13 @@ def _proc_status(pid: int, field: str) -> float:
     return float("nan")
 
 
-def offline_rtf(pcm: bytes) -> float:
+def offline_rtf(pcm: bytes, device: str = "cpu", compute_type: str = "int8") -> float:
     from faster_whisper import WhisperModel
 
     from voxscope.engine.model_store import ModelStore
 
-    model = WhisperModel(str(ModelStore().resolve("whisper-base")), device="cpu",
-                         compute_type="int8")
+    model = WhisperModel(str(ModelStore().resolve("whisper-base")), device=device,
+                         compute_type=compute_type)
     audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
     t = time.monotonic()
     list(model.transcribe(audio, beam_size=5)[0])
@@ -161,16 +162,19 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write results here")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="server settings to try, e.g. partial_interval_s=1.0 max_batch=8")
+    add_device_args(ap)
     args = ap.parse_args()
 
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
     server = ServerProcess(config={"server": {"max_sessions": max(args.streams) + 2,
-                                              **overrides}}).start()
+                                              **overrides},
+                                   "models": models_config(args)}).start()
     results: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
                      "python": platform.python_version(), "runs": []}
     try:
         pcm0, _ = build_stream(0)
-        results["faster_whisper_offline_rtf"] = offline_rtf(pcm0)
+        results["device"] = f"{args.device} {compute_type(args)}"
+        results["faster_whisper_offline_rtf"] = offline_rtf(pcm0, args.device, compute_type(args))
         print(f"plain faster-whisper offline (beam 5), same audio: RTF "
               f"{results['faster_whisper_offline_rtf']:.3f}")
         print(f"{'streams':>7} {'1st partial p50/p95 (s)':>24} {'final p50/p95 (s)':>20} "

@@ -442,8 +442,13 @@ def _letters(text: str) -> str:
 
 
 def _select(enc: ctranslate2.StorageView, idxs: list[int]) -> ctranslate2.StorageView:
-    arr = np.asarray(enc)
-    return ctranslate2.StorageView.from_array(np.ascontiguousarray(arr[idxs]))
+    """Rows `idxs` of a batch's encoder output. numpy reads host memory only (on a GPU
+    `np.asarray` gives a 0-d object), so an output on the GPU is sliced on the host and sent back."""
+    if enc.device == "cpu":
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(enc)[idxs]))
+    host = np.asarray(enc.to_device(ctranslate2.Device.cpu))
+    rows = ctranslate2.StorageView.from_array(np.ascontiguousarray(host[idxs]))
+    return rows.to_device(ctranslate2.Device.cuda)
 
 
 def _trim_repetition(tokens: list[int], min_len: int = 2, max_repeats: int = 3) -> list[int]:
