@@ -55,6 +55,16 @@ def test_own_words_drop_the_context_audio_and_restore_the_capital():
     assert own_words([w("42", 2.1, 2.5)], 2.0)[0].text == "42"
 
 
+def test_own_words_keep_a_first_word_stretched_over_silent_context():
+    # Measured: 2 s of silence + 0.3 s pre-roll + "Ever tried." decoded as one window; the
+    # alignment gives the silence to "Ever". It ended in "Tried." before.
+    words = [w("Ever", 0.0, 2.72), w("tried", 2.72, 3.18, ".")]
+    assert [x.text for x in own_words(words, 2.0)] == ["Ever", "tried"]
+    # the sentence before still goes: its last word ends by the end of the context
+    before = [w("before", 0.0, 1.96, "."), w("ever", 1.96, 2.6), w("failed", 2.6, 3.0, ".")]
+    assert [x.text for x in own_words(before, 2.0)] == ["Ever", "failed"]
+
+
 def test_final_result_keeps_its_times_inside_the_sentence():
     group = [w("hello", 0.95, 1.5), w("there", 1.5, 2.6, ".")]
     r = final_result(7, group, start_ms=1000, end_ms=2500, language="en", segment=3,

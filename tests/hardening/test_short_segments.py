@@ -22,7 +22,7 @@ from dashscope.audio.qwen_omni.omni_realtime import TranscriptionParams
 
 from tests.hotwords.vocab_helpers import Vocabs
 from tests.realtime.helpers import FINISHED, close_quietly, connect, send, silence, transcripts
-from tests.support import clip, clip_pcm, norm_chars, norm_words, sdk_at, wav_bytes
+from tests.support import clip, clip_pcm, norm_chars, norm_words, sdk_at, silence_pcm, wav_bytes
 
 BECKETT = "en_beckett"
 EN_VOCAB = ["Samuel Beckett", "Worstward", "theatre", "playwright", "Dublin", "Godot", "Paris",
@@ -74,6 +74,23 @@ def test_short_phrases_sdk(server, vocab_ids, tmp_path, silence_ms, vocabulary):
     sentences = _call(server, str(path), max_sentence_silence=silence_ms, **params)
     assert len(sentences) >= 4, sentences  # the short pauses split it
     _check_beckett(sentences)
+
+
+@pytest.mark.timeout(180)
+def test_short_phrases_after_pauses_keep_their_first_word(server, tmp_path):
+    # Each phrase (< 2 s) is finalized with up to 2 s of the audio before it as context: silence
+    # here. Whisper's alignment stretched the first word over that silence and the final dropped
+    # it ("Ever tried." -> "Tried.", "No matter." -> "Matter.").
+    pcm = clip_pcm(BECKETT)
+    phrases = [(0.1, 1.4), (3.35, 4.4), (4.75, 5.8)]  # Ever tried. / No matter. / Try again.
+    audio = silence_pcm(1.0)
+    for a, b in phrases:
+        audio += pcm[int(a * 16000) * 2:int(b * 16000) * 2] + silence_pcm(2.5)
+    path = tmp_path / "phrases.wav"
+    path.write_bytes(wav_bytes(audio))
+    sentences = _call(server, str(path))
+    assert norm_words(" ".join(sentences)) == ["ever", "tried", "no", "matter", "try", "again"], \
+        sentences
 
 
 @pytest.mark.timeout(180)

@@ -42,6 +42,9 @@ class Translation:
     text: str
     words: list[ResultWord]
 
+OWN_WORD_END_S = 0.1  # a word of the sentence before ends by the context's end
+
+
 
 def sentence_words(words: list[Word], offset_s: float, language: str | None, *,
                    remove_fillers: bool, punctuation: bool,
@@ -57,8 +60,12 @@ def own_words(words: list[Word], lead_s: float) -> list[Word]:
 
     Words of the context audio belong to the sentence before (already delivered); a sentence
     decoded as the middle of another gets its capital back, since on its own it starts one.
+    Whisper's alignment gives the silence before a word to that word: after silent context the
+    sentence's first word starts where the window does ("Ever" 0.0-2.72 s, spoken from 2.3 s), so
+    its middle lies in the context. A word ending OWN_WORD_END_S past the context is the
+    sentence's: the sentence before ended before the context did.
     """
-    own = [w for w in words if (w.start + w.end) / 2 >= lead_s]
+    own = [w for w in words if (w.start + w.end) / 2 >= lead_s or w.end >= lead_s + OWN_WORD_END_S]
     if lead_s and own and own[0].text[:1].islower() and own[0].text[:1].upper() != own[0].text[:1]:
         first = own[0]
         cap = first.text[:1].upper() + first.text[1:]
