@@ -13,8 +13,9 @@ mid-sized buffers (audio, features, CTranslate2 activations) are then mapped and
 rather than carved out of the heaps, which is what kept RSS creeping even with 2 arenas and the
 trim (floor of the soak: 6 MB/min at 32 MiB, 3.8-3.9 at 4 and 1 MiB, 0.7-1.2 at 256 KiB).
 The price: those buffers are fresh zero-filled pages each time, ~20-25 % more CPU per decode in a
-decode-only loop. Operators who prefer throughput over a flat RSS can set MALLOC_MMAP_THRESHOLD_
-(e.g. 33554432).
+decode-only loop. Since the oneDNN cache is bounded (below), RSS stays flat at 1-32 MiB too, only
+40-120 MB higher, and they save 11-18 % of the decode CPU (benchmarks/bench_allocator.py): a
+CPU-bound deployment can set MALLOC_MMAP_THRESHOLD_ (e.g. 1048576).
 
 `configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
 An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
