@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     max_frame_bytes: int = 1 << 20
     shutdown_drain_s: float = 10.0  # on SIGTERM, running sessions may finish this long
     partial_interval_s: float = 0.6
+    # The window a realtime sentence's final is decoded in: "full" pads it to Whisper's 30 s like
+    # faster-whisper; "short" to the audio plus 1 s, as previews are: measured in-process on the
+    # real clips, a third of the CPU at the same or lower error (benchmarks/RESULTS.md, "Final
+    # window"). "full" stays the default until a wider accuracy run confirms it.
+    final_window: Literal["full", "short"] = "full"
     max_task_audio_s: float = 4 * 3600.0
 
     # storage and file tasks
@@ -162,6 +167,12 @@ class Settings(BaseSettings):
         return [i for i, k in enumerate(self.api_keys, 1) if len(k) < MIN_KEY_LENGTH]
 
     # -- derived ------------------------------------------------------------------------------
+    def stream_options(self) -> dict[str, Any]:
+        """The server-wide settings of every realtime recognizer (RecognizerConfig fields), one
+        place for the protocols that build one."""
+        return {"partial_interval_s": self.partial_interval_s,
+                "final_full_window": self.final_window == "full"}
+
     @property
     def auth_enabled(self) -> bool:
         # config keys only; whether a server requires keys (database keys too) is KeyRing.enabled

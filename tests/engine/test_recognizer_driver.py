@@ -262,3 +262,21 @@ def test_abandon_drops_the_open_sentence_but_delivers_closed_ones():
         assert len(s.sched.requests) == 1
 
     asyncio.run(main())
+
+
+def test_final_window_follows_the_setting():
+    # Settings.final_window ("full" by default) reaches the final's decode through
+    # Settings.stream_options; previews are short windows either way.
+    from voxscope.config import load_settings
+
+    async def main(final_window: str) -> tuple[set[bool], set[bool]]:
+        s = Session(**load_settings(final_window=final_window).stream_options())
+        await s.feed(np.concatenate([silence(0.512), speech(1.504), silence(0.4)]))
+        windows = ({r.options.full_window for r in s.sched.requests if r.final},
+                   {r.options.full_window for r in s.sched.requests
+                    if r.priority == Priority.PARTIAL})
+        s.rec.close()
+        return windows
+
+    assert asyncio.run(main("full")) == ({True}, {False})
+    assert asyncio.run(main("short")) == ({False}, {False})

@@ -88,6 +88,7 @@ class RecognizerConfig(EndpointConfig):
     hotwords: tuple[Hotword, ...] = ()  # from a vocabulary: prompt bias + near-miss correction
     partials: bool = True
     partial_interval_s: float = 0.6
+    final_full_window: bool = True  # finals padded to 30 s (else audio + 1 s, like previews)
     min_partial_speech_ms: int = 400
     semantic_pause_ms: int = 400
     final_beam: int = 5
@@ -313,8 +314,9 @@ class StreamingRecognizer:
     def _final_options(self, s: _Sentence) -> DecodeOptions:
         cfg = self.config
         return DecodeOptions(language=cfg.language, allowed_languages=cfg.allowed_languages,
-                             task=cfg.task, beam_size=cfg.final_beam, full_window=True,
-                             word_timestamps=True, prompt=cfg.prompt, hotwords=cfg.hotwords)
+                             task=cfg.task, beam_size=cfg.final_beam,
+                             full_window=cfg.final_full_window, word_timestamps=True,
+                             prompt=cfg.prompt, hotwords=cfg.hotwords)
 
     def _final_audio(self, s: _Sentence, end: int) -> np.ndarray:
         """The audio of a final decode: the sentence, after some context audio if it is short."""

@@ -25,8 +25,9 @@ CHAT_MAX_AUDIO_S = 60.0  # gummy-chat-v1 recognises one sentence within about a 
 
 
 def gummy_config(profile: Profile, params: dict[str, Any], languages: list[str],
-                 partial_interval_s: float) -> tuple[RecognizerConfig, bool, bool]:
-    """Recognizer settings plus (transcription_enabled, translation_enabled)."""
+                 stream_options: dict[str, Any]) -> tuple[RecognizerConfig, bool, bool]:
+    """Recognizer settings plus (transcription_enabled, translation_enabled); `stream_options`:
+    the server's (Settings.stream_options)."""
     source = params.get("source_language")
     language = None
     if source != "auto":
@@ -55,10 +56,10 @@ def gummy_config(profile: Profile, params: dict[str, Any], languages: list[str],
     chat = profile.kind == "chat"
     cfg = RecognizerConfig(
         language=language, allowed_languages=tuple(languages),
-        partial_interval_s=partial_interval_s,
         translate_to=tuple(t.lower() for t in targets) if translation and targets else (),
         max_sentences=1 if chat else None,
         max_sentence_s=29.5,
+        **stream_options,
     )
     return cfg, transcription, translation
 

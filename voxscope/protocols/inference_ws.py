@@ -94,7 +94,7 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
     vocabulary_id = check_vocabulary_id(profile, params.get("vocabulary_id"))
     if profile.kind != "recognition":
         cfg, transcription, translation = gummy_config(profile, params, languages,
-                                                       runtime.settings.partial_interval_s)
+                                                       runtime.settings.stream_options())
         return TaskRequest(task_id, profile, fmt.lower(), rate, opt_bool(params, "heartbeat", False),
                            cfg, transcription, translation, vocabulary_id)
     hints = params.get("language_hints")
@@ -123,7 +123,7 @@ def parse_run_task(msg: dict[str, Any], runtime: Runtime) -> TaskRequest:
         vad_threshold=0.5 + 0.4 * noise if noise is not None else 0.5,
         remove_disfluencies=opt_bool(params, "disfluency_removal_enabled", False),
         punctuation=punctuation,
-        partial_interval_s=runtime.settings.partial_interval_s,
+        **runtime.settings.stream_options(),
     )
     return TaskRequest(task_id, profile, fmt.lower(), rate, heartbeat, cfg,
                        vocabulary_id=vocabulary_id)

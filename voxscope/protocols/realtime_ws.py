@@ -407,8 +407,7 @@ class RealtimeConnection:
                 max_sentence_silence_ms=self.cfg.silence_ms,
                 vad_threshold=min(max(0.5 + 0.4 * self.cfg.threshold, 0.1), 0.9),
                 preroll_ms=self.cfg.prefix_padding_ms, prompt=self.cfg.corpus,
-                partial_interval_s=self.rt.settings.partial_interval_s,
-                report_empty_finals=True)
+                report_empty_finals=True, **self.rt.settings.stream_options())
             async def on_result(r: SentenceResult, gen: int = gen) -> None:
                 await self._on_result(r, gen)
 
