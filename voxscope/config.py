@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     realtime_hold_s: float = 5.0
     realtime_idle_s: float = 1.5
     file_max_defer_s: float = 6.0
+    # File lane (engine/scheduler.py): > 0 decodes file-task windows on a second model replica with
+    # this many CPU threads, in its own thread at nice `file_lane_nice`, beside realtime work (which
+    # then never waits for a file window); 0: file windows share the one model (the rules above).
+    file_lane_threads: int = 0
+    file_lane_nice: int = 10
     # A sentence's first preview decoded before queued finals. Off: measured on a quiet 2-core VM at
     # 4 streams it delayed finals (p50 6.5 -> 11.3 s) without bringing first partials sooner.
     first_preview_ahead: bool = False
