@@ -110,8 +110,9 @@ class Settings(BaseSettings):
     # File lane (engine/scheduler.py): > 0 decodes file-task windows on a second model replica with
     # this many CPU threads, in its own thread at nice `file_lane_nice`, beside realtime work (which
     # then never waits for a file window); 0: file windows share the one model (the rules above).
-    file_lane_threads: int = 0
+    file_lane_threads: int = 1
     file_lane_nice: int = 10
+    file_lane_batch: int = 1  # windows per decode on the lane (more: more peak memory)
     # A sentence's first preview decoded before queued finals. Off: measured on a quiet 2-core VM at
     # 4 streams it delayed finals (p50 6.5 -> 11.3 s) without bringing first partials sooner.
     first_preview_ahead: bool = False

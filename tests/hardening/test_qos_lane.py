@@ -1,12 +1,14 @@
 """The file lane (issue 12, QoS): file windows decode on their own model replica and thread.
 
-With `file_lane_threads > 0` the scheduler decodes file-task windows in a second thread on a second
-backend, so a realtime request never waits for a file window in flight. The in-process test holds
-the file lane's first window with a gate (real Whisper model behind it) and checks, by completion
-order alone, that realtime finals, previews and sync requests submitted after five file windows
-are all served while that window is still held, and that every file window completes once it is
-released. The end-to-end test runs a file task and a realtime SDK stream together on a real
-`voxscope serve` with the lane on. Nothing here depends on how fast the machine is.
+With `file_lane_threads > 0` the scheduler decodes file-task windows, while realtime work is about,
+in a second thread on a second backend, so a realtime request never waits for a file window in
+flight. The in-process test holds the file lane's first window with a gate (real Whisper model
+behind it) and checks, by completion order alone, that realtime finals, previews and sync requests
+submitted after five file windows are all served while that window is still held, and that every
+file window completes once it is released. With no realtime work about, file windows go to the
+main model as before and the lane's replica is never loaded. The end-to-end test runs a file task
+and a realtime SDK stream together on a real `voxscope serve` with the lane on.
+Nothing here depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ def test_realtime_is_served_while_a_file_window_is_in_flight(backend):
     # Both lanes share one real model here (CTranslate2 queues concurrent calls): the point is the
     # order in which the scheduler serves requests, not a second replica's speed.
     sched = InferenceScheduler(backend, max_batch=4, max_wait_s=0.005, realtime_hold_s=60.0,
-                               file_lane=lambda: lane, file_lane_nice=NICE)  # type: ignore[arg-type, return-value]
+                               file_lane=lambda: lane, file_lane_nice=NICE, file_lane_batch=2)  # type: ignore[arg-type, return-value]
     try:
+        # A stream is active (realtime_hold_s = 60 s): file windows are the lane's.
+        assert sched.submit(audio_of(EN), PREVIEW, Priority.PARTIAL, key="s0").result(WAIT_S)
         file_audio = audio_of(FILE_CLIP)
         files = [sched.submit(file_audio, FULL, Priority.FILE)]
         assert lane.entered.wait(WAIT_S)  # the file lane holds window 0
@@ -89,7 +93,7 @@ def test_realtime_is_served_while_a_file_window_is_in_flight(backend):
         assert not any(f.done() for f in files), "no file window may finish while the gate is shut"
         # (The main lane was idle, so each was served as it came: the order among them is the
         # main lane's, which tests/hardening/test_qos.py checks.)
-        log = sched.service_log()
+        log = sched.service_log()[1:]  # after the stream's first preview
         assert log[0][1] == Priority.FILE and sorted(p for _, p in log[1:]) == [
             Priority.FINAL, Priority.PARTIAL, Priority.SYNC], log
         lane.gate.set()
@@ -101,30 +105,37 @@ def test_realtime_is_served_while_a_file_window_is_in_flight(backend):
     log = sched.service_log()
     file_seqs = [s for s, p in log if p == Priority.FILE]
     assert file_seqs == sorted(file_seqs) and len(file_seqs) == 5, log
-    assert sum(lane.sizes) == 5 and lane.threads == {"voxscope-inference-file"}, lane.threads
+    # Window 0 alone (it came alone), then the four queued ones in batches of file_lane_batch.
+    assert lane.sizes == [1, 2, 2], lane.sizes
+    assert lane.threads == {"voxscope-inference-file"}, lane.threads
     ref = clip(FILE_CLIP)["reference"]
     for tr in file_results:
         assert tr is not None and error_rate("en", ref, tr.text) <= 0.25, tr
     assert error_rate("en", clip(EN)["reference"], results["final"].text) <= 0.5, results
     assert results["partial"] is not None and results["partial"].text.strip(), results
     assert error_rate("en", clip(SYNC_CLIP)["reference"], results["sync"].text) <= 0.4, results
-    assert sched.stats.served_by_priority == {"file": 5, "final": 1, "partial": 1, "sync": 1}
+    assert sched.stats.served_by_priority == {"file": 5, "final": 1, "partial": 2, "sync": 1}
     # The lane runs at the lower CPU priority (unless the whole test already runs lower).
     assert all(n == max(NICE, os.getpriority(os.PRIO_PROCESS, 0)) for n in lane.nice), lane.nice
 
 
 @pytest.mark.timeout(WAIT_S)
-def test_no_lane_replica_until_file_work_arrives(backend):
+def test_no_lane_replica_until_file_work_meets_realtime_work(backend):
     built: list[int] = []
 
     def factory():
         built.append(1)
         return backend
 
-    sched = InferenceScheduler(backend, file_lane=factory)
+    sched = InferenceScheduler(backend, file_lane=factory, realtime_hold_s=60.0)
     try:
+        # File work alone: the main model decodes it (all its threads), no second replica.
+        assert sched.submit(audio_of(EN), FULL, Priority.FILE).result(WAIT_S).text.strip()
+        assert not built and sched.file_backend is None
+        # Realtime work alone: no second replica either.
         assert sched.submit(audio_of(EN), FULL, Priority.FINAL).result(WAIT_S).text.strip()
-        assert not built and sched.file_backend is None  # realtime only: no second model
+        assert not built and sched.file_backend is None
+        # File work while a stream is active: the lane loads its replica and takes it.
         assert sched.submit(audio_of(EN), FULL, Priority.FILE).result(WAIT_S).text.strip()
         assert built == [1] and sched.file_backend is backend
     finally:
@@ -136,8 +147,9 @@ def test_a_lane_that_cannot_load_leaves_file_work_to_the_model(backend):
     def broken():
         raise RuntimeError("no memory for a second replica")
 
-    sched = InferenceScheduler(backend, file_lane=broken)
+    sched = InferenceScheduler(backend, file_lane=broken, realtime_hold_s=60.0)
     try:
+        assert sched.submit(audio_of(EN), FULL, Priority.FINAL).result(WAIT_S).text.strip()
         tr = sched.submit(audio_of(EN), FULL, Priority.FILE).result(WAIT_S)
     finally:
         sched.close()

@@ -15,9 +15,15 @@ batches across sessions:
 - a batch holds requests of one window shape (see WhisperBackend), up to `max_batch`, collected for
   at most `max_wait_s` after the first one arrives;
 - with a file lane (`file_lane`: a factory of a second backend, `file_lane_threads` in settings),
-  file windows never go to the model realtime work uses: a second thread decodes them on their
-  own CTranslate2 replica at a lower CPU priority (`file_lane_nice`), so a realtime request never
-  waits for a file window and the file lane gets the CPU the realtime lane leaves idle.
+  while realtime work is about (`realtime_hold_s`) file windows never go to the model realtime work
+  uses: a second thread decodes them on their own CTranslate2 replica at a lower CPU priority
+  (`file_lane_nice`), so a realtime request never waits for a file window and the file lane gets
+  the CPU the realtime lane leaves idle. With no realtime work about, file windows go to the main
+  model one at a time (all its threads, normal priority: file throughput as without a lane, and
+  a stream that starts then waits for at most one window); the lane's replica is only loaded
+  when file and realtime work first meet. The lane takes
+  `file_lane_batch` windows per decode (1: a batch of 4 beam-5 windows raised peak RSS ~110 MB,
+  about what the replica's own weights cost).
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ class InferenceScheduler:
                  service_log: int = 512, load_window_s: float = 15.0,
                  first_preview_ahead: bool = False,
                  file_lane: Callable[[], WhisperBackend] | None = None,
-                 file_lane_nice: int = 10) -> None:
+                 file_lane_nice: int = 10, file_lane_batch: int = 1) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -107,6 +113,7 @@ class InferenceScheduler:
         # without file tasks pays no memory for it), after that thread lowered its CPU priority.
         self._file_lane = file_lane
         self.file_lane_nice = file_lane_nice
+        self.file_lane_batch = max(1, file_lane_batch)
         self.file_backend: WhisperBackend | None = None
         self._file_thread: threading.Thread | None = None
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
@@ -172,11 +179,24 @@ class InferenceScheduler:
     def _depth(self) -> int:
         return len(self._finals) + len(self._partials) + sum(map(len, self._lower.values()))
 
+    def _lane_has_files(self) -> bool:
+        """Whether file windows are the file lane's now (it exists and realtime work is about)."""
+        return (self._file_lane is not None
+                and time.monotonic() - self._last_realtime < self.realtime_hold_s)
+
     def _main_depth(self) -> int:
-        """Requests the main (realtime) lane serves: all but file windows when a file lane has them."""
-        if self._file_lane is None:
+        """Requests the main (realtime) lane serves now: all but file windows while they are the
+        file lane's."""
+        if not self._lane_has_files():
             return self._depth()
         return self._depth() - len(self._lower[Priority.FILE])
+
+    def _main_wait_s(self) -> float | None:
+        """How long the idle main lane may sleep: until file windows left to the lane become its
+        own (realtime work no longer about), else until notified."""
+        if self._file_lane is None or not self._lower[Priority.FILE]:
+            return None
+        return max(0.01, self._last_realtime + self.realtime_hold_s - time.monotonic())
 
     def _oldest_final(self) -> float | None:
         with self._cond:
@@ -210,7 +230,7 @@ class InferenceScheduler:
     def _take_batch(self) -> list[_Request] | None:
         with self._cond:
             while not self._closed and not self._main_depth():
-                self._cond.wait()
+                self._cond.wait(self._main_wait_s())
             if self._closed:
                 return None
             # Give concurrent sessions a few ms to join the batch.
@@ -228,10 +248,13 @@ class InferenceScheduler:
             queue = self._finals if self._finals and not firsts else None
             limit = self.max_batch
             if queue is None and not self._partials:
+                lane = self._lane_has_files()
                 queue = next(q for p, q in self._lower.items()
-                             if q and (p != Priority.FILE or self._file_lane is None))
+                             if q and (p != Priority.FILE or not lane))
                 now = time.monotonic()
-                if (queue is self._lower[Priority.FILE]
+                if queue is self._lower[Priority.FILE] and self._file_lane is not None:
+                    limit = 1  # a stream that starts now waits for at most this one window
+                elif (queue is self._lower[Priority.FILE]
                         and now - self._last_realtime < self.realtime_hold_s):
                     # A file batch cannot be pre-empted: while streams are active, one window at
                     # a time, so a realtime request arriving now waits for one window, not four.
@@ -266,25 +289,27 @@ class InferenceScheduler:
             return batch
 
     def _take_file_batch(self) -> list[_Request] | None:
-        """The file lane's next batch: file windows of one shape, oldest first, up to `max_batch`
-        (the lane runs beside realtime work, so no holding back for it)."""
+        """The file lane's next batch: file windows of one shape, oldest first, up to
+        `file_lane_batch` (the lane runs beside realtime work, so no holding back for it)."""
         with self._cond:
             queue = self._lower[Priority.FILE]
-            while not self._closed and not queue:
+            # Realtime work going quiet hands the windows to the main lane; a realtime submit
+            # (notify_all) hands them back.
+            while not self._closed and not (queue and self._lane_has_files()):
                 self._cond.wait()
             if self._closed:
                 return None
             shape = (queue[0].options.full_window, queue[0].options.beam_size)
             batch = [r for r in queue
-                     if (r.options.full_window, r.options.beam_size) == shape][: self.max_batch]
+                     if (r.options.full_window, r.options.beam_size) == shape][: self.file_lane_batch]
             for req in batch:
                 queue.remove(req)
             return batch
 
     def _run_file_lane(self) -> None:
         assert self._file_lane is not None
-        with self._cond:  # build nothing until there is file work
-            while not self._closed and not self._lower[Priority.FILE]:
+        with self._cond:  # build nothing until file work meets realtime work
+            while not self._closed and not (self._lower[Priority.FILE] and self._lane_has_files()):
                 self._cond.wait()
             if self._closed:
                 return
