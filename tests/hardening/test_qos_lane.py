@@ -166,8 +166,10 @@ def host():
 
 @pytest.fixture(scope="module")
 def srv():
-    s = ServerProcess(config={"server": {"fetch_allow_private": True,
-                                         "file_lane_threads": 1}}).start()
+    # realtime_hold_s: once the stream has submitted work, file windows are the lane's for the
+    # rest of the test, however fast or slow the machine decodes.
+    s = ServerProcess(config={"server": {"fetch_allow_private": True, "file_lane_threads": 1,
+                                         "realtime_hold_s": 600}}).start()
     yield s
     s.stop()
 
@@ -178,11 +180,21 @@ def test_file_task_on_the_lane_beside_a_realtime_stream(srv, host):
     pcm, reference, _ = concat_clips(ids, gap_s=1.0)
     url = host.put("qos_lane.wav", wav_bytes(pcm))
     with sdk_at(srv):
+        # The stream first (its work marks realtime as about), then the file task beside it.
+        runs: list = []
+        streamer = threading.Thread(target=lambda: runs.append(
+            stream_recognition(clip_pcm(EN) + bytes(64000), chunk=3200, pace=0.1)))
+        streamer.start()
+        deadline = time.monotonic() + WAIT_S
+        while not next(iter(srv.health()["models"].values()))["served"]:
+            assert time.monotonic() < deadline and streamer.is_alive(), "the stream decoded nothing"
+            time.sleep(0.05)
         task = Transcription.async_call(model="paraformer-v2", file_urls=[url])
         assert task.status_code == 200, (task.status_code, task.code, task.message)
-        time.sleep(1.0)  # the task is queued before the stream starts
-        run = stream_recognition(clip_pcm(EN), chunk=3200, pace=0.1)
+        streamer.join(WAIT_S)
         done = Transcription.wait(task=task.output.task_id, wait_timeout=WAIT_S)
+    assert len(runs) == 1, "the stream did not finish"
+    run = runs[0]
     check_streamed_run(run)
     assert error_rate("en", clip(EN)["reference"], run.recorder.final_text()) <= 0.5, \
         run.recorder.summary()
