@@ -10,9 +10,16 @@ Starts a real `voxscope serve` and, in one run (same machine, same load):
 3. the same file task alone, for its RTF without streams.
 
 Prints p50 / p95 of both delays alone vs mixed, the deltas (target: p50 within +0.3 s) and the
-file task's RTF with and without streams, plus how many decodes the server served per work class.
+file task's RTF with and without streams, how many decodes the server served per work class, and
+the server's peak RSS (VmHWM) after the streams alone and at the end.
+
+`--variant NAME:KEY=VALUE,...` (repeatable) runs all three phases once per variant, each on its own
+server with those `server:` settings, one after another in the same command (before/after in one
+run); without it, one variant with the defaults. `--set KEY=VALUE` applies to every variant.
 
     python benchmarks/qos.py --rounds 3 --file-minutes 5
+    python benchmarks/qos.py --rounds 2 --file-minutes 4 \
+        --variant shared:file_lane_threads=0 --variant lane1:file_lane_threads=1
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_file_tasks import serve_folder  # noqa: E402
 from benchmarks.bench_offline import build  # noqa: E402
-from benchmarks.bench_streaming import build_stream, pct, run_client  # noqa: E402
+from benchmarks.bench_streaming import _proc_status, build_stream, pct, run_client  # noqa: E402
 from tests.support import ServerProcess, wav_bytes  # noqa: E402
 
 
@@ -83,56 +92,61 @@ class FileTask:
         return self.ended - self.started
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3, help="streams (~35 s each) per phase")
-    ap.add_argument("--file-minutes", type=float, default=5.0,
-                    help="the file task's length; it must outlast the mixed phase's streams")
-    ap.add_argument("--skip-file-alone", action="store_true")
-    ap.add_argument("--json", type=Path, help="also write results here")
-    args = ap.parse_args()
+def parse_settings(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs as `server:` settings (values read as YAML: 1, 0.5, true, text)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"expected KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
+
+def run_variant(name: str, settings: dict, url: str, duration: float, args) -> dict:
+    """The three phases on one fresh server with `settings`."""
     import dashscope
 
-    folder = Path(tempfile.mkdtemp(prefix="voxscope-bench-qos-"))
-    httpd, base = serve_folder(folder)
-    pcm, _ = build(args.file_minutes)
-    duration = len(pcm) / 32000
-    (folder / "file.wav").write_bytes(wav_bytes(pcm))
-    del pcm
-    srv = ServerProcess(config={"server": {"fetch_allow_private": True}}).start(timeout=300)
+    srv = ServerProcess(config={"server": {"fetch_allow_private": True, **settings}}).start(
+        timeout=300)
     dashscope.api_key = "bench"
     dashscope.base_http_api_url = srv.http + "/api/v1"
-    res: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, "
-                            f"load avg {os.getloadavg()[0]:.1f} at start",
-                 "rounds": args.rounds, "file_s": round(duration, 1)}
+    assert srv.proc is not None
+    pid = srv.proc.pid
+    res: dict = {"variant": name, "settings": settings,
+                 "load_avg_start": round(os.getloadavg()[0], 1)}
     try:
-        build_stream(0)  # warm the VAD used to find reference onsets
         res["alone"] = stream_rounds(srv, args.rounds)
-        task = FileTask(f"{base}/file.wav").start()
+        res["peak_rss_mb_streams"] = round(_proc_status(pid, "VmHWM"))
+        task = FileTask(url).start()
         time.sleep(2.0)  # the task is fetched and decoding when the first stream starts
         t0 = time.monotonic()
         res["mixed"] = stream_rounds(srv, args.rounds)
         streams_end = time.monotonic()
         took = task.join()
+        res["peak_rss_mb_mixed"] = round(_proc_status(pid, "VmHWM"))
         # How much of the streaming the file task overlapped (1.0: it ran throughout).
         res["file_overlap"] = round(min(1.0, max(0.0, (min(task.ended, streams_end) - t0)
                                                  / (streams_end - t0))), 2)
         res["file_with_streams"] = {"status": task.status, "wall_s": round(took, 1),
                                     "rtf": round(took / duration, 3)}
         if not args.skip_file_alone:
-            alone = FileTask(f"{base}/file.wav").start()
+            alone = FileTask(url).start()
             took = alone.join()
             res["file_alone"] = {"status": alone.status, "wall_s": round(took, 1),
                                  "rtf": round(took / duration, 3)}
+        res["peak_rss_mb"] = round(_proc_status(pid, "VmHWM"))
         res["served"] = {m: v.get("served") for m, v in srv.health()["models"].items()}
         res["load_avg_end"] = round(os.getloadavg()[0], 1)
     finally:
         srv.stop()
-        httpd.shutdown()
+    return res
 
+
+def report(res: dict, duration: float) -> None:
     a, m = res["alone"], res["mixed"]
-    print(f"machine: {res['machine']}; load avg at end {res['load_avg_end']}")
+    print(f"\n== {res['variant']} {json.dumps(res['settings'])}: load avg {res['load_avg_start']}"
+          f" -> {res['load_avg_end']}")
     print(f"{'':>22} {'alone':>14} {'with file task':>16} {'delta':>8}")
     for name in ("first_partial", "final"):
         for q in ("p50", "p95"):
@@ -147,7 +161,55 @@ def main() -> None:
     print(f"file task ({duration:.0f} s): RTF {fw['rtf']:.3f} with streams ({fw['status']}, "
           f"overlapped {res['file_overlap']:.0%} of the streaming)"
           + (f", {res['file_alone']['rtf']:.3f} alone" if "file_alone" in res else ""))
+    print(f"peak RSS: {res['peak_rss_mb_streams']} MB after streams alone, "
+          f"{res['peak_rss_mb_mixed']} MB after streams + file, {res['peak_rss_mb']} MB at the end")
     print(f"decodes per work class: {json.dumps(res['served'])}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3, help="streams (~35 s each) per phase")
+    ap.add_argument("--file-minutes", type=float, default=5.0,
+                    help="the file task's length; it must outlast the mixed phase's streams")
+    ap.add_argument("--skip-file-alone", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write results here")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a server setting for every variant")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="one server configuration to measure (repeatable; same run)")
+    args = ap.parse_args()
+    common = parse_settings(args.set)
+    variants = []
+    for spec in args.variant or ["default:"]:
+        name, _, pairs = spec.partition(":")
+        variants.append((name, {**common, **parse_settings([x for x in pairs.split(",") if x])}))
+
+    folder = Path(tempfile.mkdtemp(prefix="voxscope-bench-qos-"))
+    httpd, base = serve_folder(folder)
+    pcm, _ = build(args.file_minutes)
+    duration = len(pcm) / 32000
+    (folder / "file.wav").write_bytes(wav_bytes(pcm))
+    del pcm
+    res: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+                 "rounds": args.rounds, "file_s": round(duration, 1), "variants": []}
+    try:
+        build_stream(0)  # warm the VAD used to find reference onsets
+        for name, settings in variants:
+            out = run_variant(name, settings, f"{base}/file.wav", duration, args)
+            res["variants"].append(out)
+            report(out, duration)
+    finally:
+        httpd.shutdown()
+    print(f"\nmachine: {res['machine']}")
+    for v in res["variants"]:
+        a, m = v["alone"], v["mixed"]
+        print(f"{v['variant']:>12}: first partial {a['first_partial_p50']:.2f} -> "
+              f"{m['first_partial_p50']:.2f} s ({m['first_partial_p50'] - a['first_partial_p50']:+.2f}),"
+              f" final {a['final_p50']:.2f} -> {m['final_p50']:.2f} s "
+              f"({m['final_p50'] - a['final_p50']:+.2f}), file RTF "
+              f"{v['file_with_streams']['rtf']:.3f} with streams / "
+              f"{v.get('file_alone', {}).get('rtf', float('nan')):.3f} alone, peak RSS "
+              f"{v['peak_rss_mb']} MB, load {v['load_avg_start']} -> {v['load_avg_end']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=2))
 

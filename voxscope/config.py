@@ -107,6 +107,15 @@ class Settings(BaseSettings):
     realtime_hold_s: float = 5.0
     realtime_idle_s: float = 1.5
     file_max_defer_s: float = 6.0
+    # File lane (engine/scheduler.py): > 0: while realtime work is about, file-task windows decode
+    # on a second model replica with this many CPU threads, in its own thread at nice
+    # `file_lane_nice`, beside realtime work (which then never waits for a file window; measured
+    # in benchmarks/RESULTS.md: the only setting that kept a stream's delays within the QoS target,
+    # at ~+120 MB peak RSS while files and streams run together); 0: one model for all (the rules
+    # above).
+    file_lane_threads: int = 1
+    file_lane_nice: int = 10
+    file_lane_batch: int = 1  # windows per decode on the lane (more: more peak memory)
     # A sentence's first preview decoded before queued finals. Off: measured on a quiet 2-core VM at
     # 4 streams it delayed finals (p50 6.5 -> 11.3 s) without bringing first partials sooner.
     first_preview_ahead: bool = False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -50,11 +51,22 @@ class Engine:
                                            realtime_hold_s=self.settings.realtime_hold_s,
                                            realtime_idle_s=self.settings.realtime_idle_s,
                                            file_max_defer_s=self.settings.file_max_defer_s,
-                                           first_preview_ahead=self.settings.first_preview_ahead)
+                                           first_preview_ahead=self.settings.first_preview_ahead,
+                                           file_lane=self._file_lane(spec, path),
+                                           file_lane_nice=self.settings.file_lane_nice,
+                                           file_lane_batch=self.settings.file_lane_batch)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
             return sched
+
+    def _file_lane(self, spec: LocalModel, path: Path) -> Callable[[], WhisperBackend] | None:
+        """How the scheduler builds its file lane's model replica (None: no lane)."""
+        threads = self.settings.file_lane_threads
+        if threads <= 0:
+            return None
+        return lambda: WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
+                                      cpu_threads=threads)
 
     def preload(self) -> None:
         for prof in self.settings.profiles.values():

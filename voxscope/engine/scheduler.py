@@ -13,13 +13,24 @@ batches across sessions:
   and while a stream is mid-sentence (a realtime submit within `realtime_idle_s`) a file window
   waits for that quiet moment, for at most `file_max_defer_s`, so file work still progresses;
 - a batch holds requests of one window shape (see WhisperBackend), up to `max_batch`, collected for
-  at most `max_wait_s` after the first one arrives.
+  at most `max_wait_s` after the first one arrives;
+- with a file lane (`file_lane`: a factory of a second backend, `file_lane_threads` in settings),
+  while realtime work is about (`realtime_hold_s`) file windows never go to the model realtime work
+  uses: a second thread decodes them on their own CTranslate2 replica at a lower CPU priority
+  (`file_lane_nice`), so a realtime request never waits for a file window and the file lane gets
+  the CPU the realtime lane leaves idle. With no realtime work about, file windows go to the main
+  model one at a time (all its threads, normal priority: file throughput as without a lane, and
+  a stream that starts then waits for at most one window); the lane's replica is only loaded
+  when file and realtime work first meet. The lane takes
+  `file_lane_batch` windows per decode (1: a batch of 4 beam-5 windows raised peak RSS ~110 MB,
+  about what the replica's own weights cost).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -71,7 +82,9 @@ class InferenceScheduler:
                  max_wait_s: float = 0.005, realtime_hold_s: float = 5.0,
                  realtime_idle_s: float = 1.5, file_max_defer_s: float = 6.0,
                  service_log: int = 512, load_window_s: float = 15.0,
-                 first_preview_ahead: bool = False) -> None:
+                 first_preview_ahead: bool = False,
+                 file_lane: Callable[[], WhisperBackend] | None = None,
+                 file_lane_nice: int = 10, file_lane_batch: int = 1) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -96,8 +109,19 @@ class InferenceScheduler:
         # (audio seconds, decode seconds, [(priority, queue wait)]) per decoded batch (metrics)
         self.on_decoded: Callable[[float, float, list[tuple[str, float]]], None] | None = None
         self.load.oldest_final = self._oldest_final
+        # The file lane: its backend is built in its own thread on the first file window (a server
+        # without file tasks pays no memory for it), after that thread lowered its CPU priority.
+        self._file_lane = file_lane
+        self.file_lane_nice = file_lane_nice
+        self.file_lane_batch = max(1, file_lane_batch)
+        self.file_backend: WhisperBackend | None = None
+        self._file_thread: threading.Thread | None = None
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
         self._thread.start()
+        if file_lane is not None:
+            self._file_thread = threading.Thread(target=self._run_file_lane,
+                                                 name="voxscope-inference-file", daemon=True)
+            self._file_thread.start()
 
     # -- API ------------------------------------------------------------------------------------
     def submit(self, audio: np.ndarray, options: DecodeOptions,
@@ -128,7 +152,7 @@ class InferenceScheduler:
                     self._partials.move_to_end(key, last=False)
             else:
                 self._finals.append(req)
-            self._cond.notify()
+            self._cond.notify_all()  # two lanes may wait: wake the one this work is for
         return req.future
 
     def drop_partials(self, key: object) -> None:
@@ -145,7 +169,7 @@ class InferenceScheduler:
             if req is not None:
                 req.priority = Priority.FINAL
                 self._finals.append(req)
-                self._cond.notify()
+                self._cond.notify_all()
 
     @property
     def queue_depth(self) -> int:
@@ -154,6 +178,25 @@ class InferenceScheduler:
 
     def _depth(self) -> int:
         return len(self._finals) + len(self._partials) + sum(map(len, self._lower.values()))
+
+    def _lane_has_files(self) -> bool:
+        """Whether file windows are the file lane's now (it exists and realtime work is about)."""
+        return (self._file_lane is not None
+                and time.monotonic() - self._last_realtime < self.realtime_hold_s)
+
+    def _main_depth(self) -> int:
+        """Requests the main (realtime) lane serves now: all but file windows while they are the
+        file lane's."""
+        if not self._lane_has_files():
+            return self._depth()
+        return self._depth() - len(self._lower[Priority.FILE])
+
+    def _main_wait_s(self) -> float | None:
+        """How long the idle main lane may sleep: until file windows left to the lane become its
+        own (realtime work no longer about), else until notified."""
+        if self._file_lane is None or not self._lower[Priority.FILE]:
+            return None
+        return max(0.01, self._last_realtime + self.realtime_hold_s - time.monotonic())
 
     def _oldest_final(self) -> float | None:
         with self._cond:
@@ -180,18 +223,20 @@ class InferenceScheduler:
             if not req.future.done():
                 req.future.set_exception(SchedulerClosed("server shutting down"))
         self._thread.join(timeout=30)
+        if self._file_thread is not None:
+            self._file_thread.join(timeout=30)
 
     # -- worker ---------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Request] | None:
         with self._cond:
-            while not self._closed and not self._depth():
-                self._cond.wait()
+            while not self._closed and not self._main_depth():
+                self._cond.wait(self._main_wait_s())
             if self._closed:
                 return None
             # Give concurrent sessions a few ms to join the batch.
             if self.max_batch > 1 and self.max_wait_s > 0:
                 deadline = time.monotonic() + self.max_wait_s
-                while self._depth() < self.max_batch and not self._closed:
+                while self._main_depth() < self.max_batch and not self._closed:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
@@ -203,9 +248,13 @@ class InferenceScheduler:
             queue = self._finals if self._finals and not firsts else None
             limit = self.max_batch
             if queue is None and not self._partials:
-                queue = next(q for q in self._lower.values() if q)
+                lane = self._lane_has_files()
+                queue = next(q for p, q in self._lower.items()
+                             if q and (p != Priority.FILE or not lane))
                 now = time.monotonic()
-                if (queue is self._lower[Priority.FILE]
+                if queue is self._lower[Priority.FILE] and self._file_lane is not None:
+                    limit = 1  # a stream that starts now waits for at most this one window
+                elif (queue is self._lower[Priority.FILE]
                         and now - self._last_realtime < self.realtime_hold_s):
                     # A file batch cannot be pre-empted: while streams are active, one window at
                     # a time, so a realtime request arriving now waits for one window, not four.
@@ -239,11 +288,56 @@ class InferenceScheduler:
                         del self._partials[key]
             return batch
 
+    def _take_file_batch(self) -> list[_Request] | None:
+        """The file lane's next batch: file windows of one shape, oldest first, up to
+        `file_lane_batch` (the lane runs beside realtime work, so no holding back for it)."""
+        with self._cond:
+            queue = self._lower[Priority.FILE]
+            # Realtime work going quiet hands the windows to the main lane; a realtime submit
+            # (notify_all) hands them back.
+            while not self._closed and not (queue and self._lane_has_files()):
+                self._cond.wait()
+            if self._closed:
+                return None
+            shape = (queue[0].options.full_window, queue[0].options.beam_size)
+            batch = [r for r in queue
+                     if (r.options.full_window, r.options.beam_size) == shape][: self.file_lane_batch]
+            for req in batch:
+                queue.remove(req)
+            return batch
+
+    def _run_file_lane(self) -> None:
+        assert self._file_lane is not None
+        with self._cond:  # build nothing until file work meets realtime work
+            while not self._closed and not (self._lower[Priority.FILE] and self._lane_has_files()):
+                self._cond.wait()
+            if self._closed:
+                return
+        try:
+            # Linux: a thread's nice value is inherited by the threads it creates, so CTranslate2's
+            # worker and OpenMP threads of the replica built below run at this lower priority too.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.file_lane_nice)
+        except (OSError, AttributeError):
+            log.warning("file lane: could not lower its CPU priority on this system")
+        try:
+            self.file_backend = self._file_lane()
+        except Exception:  # no lane after all: the main lane serves file windows as before
+            log.exception("file lane: loading its model replica failed; file work shares the model")
+            with self._cond:
+                self._file_lane = None
+                self._cond.notify_all()
+            return
+        self._work(self._take_file_batch, self.file_backend)
+
     def _run(self) -> None:
+        self._work(self._take_batch, self.backend)
+
+    def _work(self, take: Callable[[], list[_Request] | None], backend: WhisperBackend) -> None:
+        """One lane's loop: take a batch, decode it on `backend`, resolve its futures."""
         while True:
             try:
-                batch = self._take_batch()
-            except Exception:  # never let the one worker die: every session depends on it
+                batch = take()
+            except Exception:  # never let a worker die: every session depends on it
                 log.exception("scheduler failed to form a batch")
                 continue
             if batch is None:
@@ -252,16 +346,17 @@ class InferenceScheduler:
             if not batch:
                 continue
             start = time.monotonic()
-            with self._cond:
+            with self._cond:  # two lanes update the stats: under the lock, so no count is lost
                 self._served.extend((r.seq, r.priority) for r in batch)
-            for req in batch:
-                name = req.priority.name.lower()
-                self.stats.served_by_priority[name] = self.stats.served_by_priority.get(name, 0) + 1
-                wait = start - req.submitted
-                self.stats.queue_wait_seconds_total += wait
-                self.stats.max_queue_wait_seconds = max(self.stats.max_queue_wait_seconds, wait)
+                for req in batch:
+                    name = req.priority.name.lower()
+                    self.stats.served_by_priority[name] = (
+                        self.stats.served_by_priority.get(name, 0) + 1)
+                    wait = start - req.submitted
+                    self.stats.queue_wait_seconds_total += wait
+                    self.stats.max_queue_wait_seconds = max(self.stats.max_queue_wait_seconds, wait)
             try:
-                results: list[Transcript] = self.backend.decode_batch(
+                results: list[Transcript] = backend.decode_batch(
                     [(r.audio, r.options) for r in batch])
             except Exception as exc:  # a bad request must not kill the worker for everyone
                 log.exception("decode batch failed")
@@ -270,13 +365,15 @@ class InferenceScheduler:
                 continue
             finally:
                 end = time.monotonic()
-                self.stats.busy_seconds += end - start
                 # A batch holds one class (promoted previews count as the finals they became).
                 self.load.record(start, end, batch[0].priority,
                                  [start - r.submitted for r in batch if r.priority == Priority.FINAL])
-                self.stats.batches += 1
-                self.stats.last_batch_size = len(batch)
-            self.stats.decoded += len(batch)
+                with self._cond:
+                    self.stats.busy_seconds += end - start  # summed over lanes
+                    self.stats.batches += 1
+                    self.stats.last_batch_size = len(batch)
+            with self._cond:
+                self.stats.decoded += len(batch)
             done = time.monotonic()
             self._report(batch, start, done)
             for req, res in zip(batch, results, strict=True):

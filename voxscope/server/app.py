@@ -109,7 +109,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "threads": threading.active_count(),
             "models": {name: {"path": str(s.backend.model_path), "queue": s.queue_depth,
                               "decoded": s.stats.decoded, "batches": s.stats.batches,
-                              "served": dict(s.stats.served_by_priority)}
+                              "served": dict(s.stats.served_by_priority),
+                              "file_lane": s.file_backend is not None}
                        for name, s in rt.engine.schedulers.items()},
         })
 
