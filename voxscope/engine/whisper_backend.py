@@ -360,7 +360,7 @@ class WhisperBackend:
                 return_no_speech_prob=True, suppress_blank=True,
                 suppress_tokens=get_suppressed_tokens(tok, [-1]), max_initial_timestamp_index=50,
             )[0]
-            tr = self._parse(res, tok, lang, lang_prob, duration)
+            tr = replace(self._parse(res, tok, lang, lang_prob, duration), temperature=temp)
             candidates.append(tr)
             if not self._degenerate(tr):
                 return tr
@@ -376,7 +376,8 @@ class WhisperBackend:
             return Transcript(text="", words=[], language=tr.language,
                               language_probability=tr.language_probability,
                               no_speech_prob=tr.no_speech_prob, avg_logprob=tr.avg_logprob,
-                              compression_ratio=tr.compression_ratio, tokens=[])
+                              compression_ratio=tr.compression_ratio, tokens=[],
+                              temperature=tr.temperature)
         return tr
 
     @staticmethod
