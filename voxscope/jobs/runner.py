@@ -185,7 +185,7 @@ class TaskRunner:
             language=opts.get("language"), allowed_languages=tuple(opts.get("languages") or ()) or
             None, prompt=opts.get("prompt"), hotwords=hotwords_from(opts.get("hotwords") or []),
             remove_disfluencies=bool(opts.get("remove_disfluencies")),
-            # files are transcribed for accuracy: each window sees the text before it
+            # windows are batched; a weak one is decoded again with the text before it
             condition_on_previous_text=True)
         by_channel: dict[int, list[dict]] = {}
         duration = 0.0
