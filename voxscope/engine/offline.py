@@ -20,7 +20,11 @@ from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words, is_cjk
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
-from voxscope.engine.whisper_backend import _letters
+from voxscope.engine.whisper_backend import (
+    COMPRESSION_RATIO_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+    _letters,
+)
 
 SR = 16000
 GAP_MIN_S = 0.8  # a speech region this long that got no words is decoded again on its own
@@ -63,6 +67,11 @@ class OfflineOptions:
     # prompts on repetitive speech (benchmarks/RESULTS.md).
     condition_on_previous_text: bool = False
     repair_logprob: float = REPAIR_LOGPROB
+    # Whisper's sampling retry of a degenerate window. CTranslate2 samples from a generator per
+    # thread that cannot be reseeded, so its output differs from run to run: a file task turns it
+    # off (a resumed task must decode exactly as its first attempt did) and relies on the
+    # deterministic repair pass above for weak windows instead.
+    temperature_fallback: bool = True
     # Text already transcribed before the first chunk (a resumed task: `context_of` its saved
     # sentences), so the first window is conditioned exactly as in an uninterrupted run.
     previous_text: str = ""
@@ -161,7 +170,8 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
     inflight: list[_Window] = []
     decode = DecodeOptions(language=opts.language, allowed_languages=opts.allowed_languages,
                            task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
-                           prompt=opts.prompt, hotwords=opts.hotwords)
+                           prompt=opts.prompt, hotwords=opts.hotwords,
+                           temperature_fallback=opts.temperature_fallback)
 
     previous = opts.previous_text  # text of the sentences yielded so far (conditioned mode)
 
@@ -176,8 +186,7 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         nonlocal previous
         assert w.future is not None
         tr = w.future.result()
-        if opts.condition_on_previous_text and previous and tr is not None and (
-                tr.temperature > 0 or tr.avg_logprob < opts.repair_logprob):
+        if opts.condition_on_previous_text and previous and _weak(tr, opts.repair_logprob):
             # Repair pass: the context is the text of the sentences yielded so far, which a
             # resumed task rebuilds from what it saved, so a resumed run repairs identically.
             context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
@@ -227,7 +236,9 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         buf_start = frontier = keep_from
         yield from drain(opts.batch)
         if checkpoint and not inflight:
-            checkpoint(frontier / SR)  # silence: nothing in flight, progress still moves on
+            # silence: nothing in flight, progress still moves on (never back into the audio a
+            # resumed run goes over again for VAD)
+            checkpoint(max(frontier, opts.skip_samples) / SR)
         if progress:
             progress(total / SR)
     submit(seg.feed(np.zeros(0, dtype=np.float32), final=True))
@@ -243,6 +254,16 @@ def context_of(texts: Iterable[str], previous: str = "") -> str:
         if text.strip():
             previous = (previous + " " + text.strip()).strip()[-4 * PREVIOUS_CHARS:]
     return previous
+
+
+def _weak(tr: Transcript | None, threshold: float) -> bool:
+    """Whether a first-pass window deserves the conditioned repair: unsure (avg_logprob below
+    `threshold`), looping (its text was dropped for its compression ratio) or a sampled fallback;
+    not when the model judged the window silent (a prompt over silence gets copied)."""
+    if tr is None or tr.no_speech_prob > NO_SPEECH_THRESHOLD:
+        return False
+    return (tr.temperature > 0 or tr.avg_logprob < threshold
+            or tr.compression_ratio > COMPRESSION_RATIO_THRESHOLD)
 
 
 def _repair_holds(first: Transcript, repaired: Transcript | None, context: str) -> bool:
