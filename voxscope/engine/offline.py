@@ -11,18 +11,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
+from difflib import SequenceMatcher
 
 import numpy as np
 
 from voxscope.engine.hotwords import Hotword, apply_hotwords
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words, is_cjk
-from voxscope.engine.types import DecodeOptions, Priority, Word
+from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
+from voxscope.engine.whisper_backend import (
+    COMPRESSION_RATIO_THRESHOLD,
+    NO_SPEECH_THRESHOLD,
+    _letters,
+)
 
 SR = 16000
 GAP_MIN_S = 0.8  # a speech region this long that got no words is decoded again on its own
 PREVIOUS_CHARS = 200  # previous text given to a conditioned window (the tail)
+# A first-pass window whose avg_logprob is below this (or that needed a temperature fallback) is
+# decoded again with the text before it as the prompt (see benchmarks/RESULTS.md).
+REPAIR_LOGPROB = -0.5
+# A repair that adds this many letters (Chinese: characters) in a row to the first pass, all
+# found in its prompt, copied the context instead of transcribing the audio.
+COPY_LETTERS = 8
 SENTENCE_PAUSE_S = 0.5  # between VAD regions (padding excluded): may end an unpunctuated sentence
 
 
@@ -47,10 +59,19 @@ class OfflineOptions:
     speech_pad_ms: int = 200
     max_window_s: float = 29.0
     batch: int = 4  # windows in flight at once (lets the scheduler batch them)
-    # Decode windows one after another, each prompted with the text before it (as plain Whisper
-    # does): measured on 6.6 min of English, WER 4.9 -> 4.5 % and 20 % less time (fewer
-    # temperature fallbacks), at the price of no batching across windows.
+    # Keep the text before a window as its context where it matters: every window is first
+    # decoded without context (batched), and a window that looks weak (avg_logprob below
+    # `repair_logprob` or a temperature fallback) is decoded again prompted with the text before
+    # it; the repair is kept only if it is confident, needed no fallback and did not copy its
+    # prompt. Conditioning every window one after another cost 1.5-3.9x the CPU and copied
+    # prompts on repetitive speech (benchmarks/RESULTS.md).
     condition_on_previous_text: bool = False
+    repair_logprob: float = REPAIR_LOGPROB
+    # Whisper's sampling retry of a degenerate window. CTranslate2 samples from a generator per
+    # thread that cannot be reseeded, so its output differs from run to run: a file task turns it
+    # off (a resumed task must decode exactly as its first attempt did) and relies on the
+    # deterministic repair pass above for weak windows instead.
+    temperature_fallback: bool = True
     # Text already transcribed before the first chunk (a resumed task: `context_of` its saved
     # sentences), so the first window is conditioned exactly as in an uninterrupted run.
     previous_text: str = ""
@@ -149,34 +170,30 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
     inflight: list[_Window] = []
     decode = DecodeOptions(language=opts.language, allowed_languages=opts.allowed_languages,
                            task=opts.task, beam_size=5, full_window=True, word_timestamps=True,
-                           prompt=opts.prompt, hotwords=opts.hotwords)
+                           prompt=opts.prompt, hotwords=opts.hotwords,
+                           temperature_fallback=opts.temperature_fallback)
 
-    waiting: list[_Window] = []  # cut but not yet decoding (conditioned mode: one at a time)
     previous = opts.previous_text  # text of the sentences yielded so far (conditioned mode)
 
     def submit(windows: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
         for start, end, regions in windows:
             audio = buf[max(start - buf_start, 0): max(end - buf_start, 0)].copy()
             w = _Window(start, end, audio, regions)
-            if opts.condition_on_previous_text:
-                waiting.append(w)
-            else:
-                w.future = scheduler.submit(audio, decode, priority)
-                inflight.append(w)
-
-    def pump() -> None:
-        # Conditioned mode: the next window starts once the one before it is done.
-        if not inflight and waiting:
-            w = waiting.pop(0)
-            context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
-            w.future = scheduler.submit(w.audio, replace(decode, prompt=context or None),
-                                        priority)
+            w.future = scheduler.submit(audio, decode, priority)
             inflight.append(w)
 
     def window_sentences(w: _Window) -> list[Sentence]:
         nonlocal previous
         assert w.future is not None
         tr = w.future.result()
+        if opts.condition_on_previous_text and previous and _weak(tr, opts.repair_logprob):
+            # Repair pass: the context is the text of the sentences yielded so far, which a
+            # resumed task rebuilds from what it saved, so a resumed run repairs identically.
+            context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
+            repaired = scheduler.submit(w.audio, replace(decode, prompt=context),
+                                        priority).result()
+            if _repair_holds(tr, repaired, previous[-PREVIOUS_CHARS:]):
+                tr = repaired
         raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
         raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode, priority),
                      key=lambda x: x.start)
@@ -198,14 +215,12 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
     frontier = 0  # no window will start before this sample (audio not yet cut into windows)
 
     def drain(keep: int) -> Iterator[Sentence]:
-        pump()
-        while inflight and len(inflight) + len(waiting) > keep:
+        while inflight and len(inflight) > keep:
             yield from window_sentences(inflight.pop(0))
-            pump()
             # Windows are cut in order and never overlap: all audio before the first window
-            # still waiting or in flight (or still being collected) has now been yielded.
+            # still in flight (or still being collected) has now been yielded.
             if checkpoint:
-                checkpoint(min([frontier] + [w.start for w in inflight + waiting]) / SR)
+                checkpoint(min([frontier] + [w.start for w in inflight]) / SR)
 
     total = 0
     for chunk in chunks:
@@ -220,8 +235,10 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         buf = buf[keep_from - buf_start:]
         buf_start = frontier = keep_from
         yield from drain(opts.batch)
-        if checkpoint and not inflight and not waiting:
-            checkpoint(frontier / SR)  # silence: nothing in flight, progress still moves on
+        if checkpoint and not inflight:
+            # silence: nothing in flight, progress still moves on (never back into the audio a
+            # resumed run goes over again for VAD)
+            checkpoint(max(frontier, opts.skip_samples) / SR)
         if progress:
             progress(total / SR)
     submit(seg.feed(np.zeros(0, dtype=np.float32), final=True))
@@ -237,6 +254,32 @@ def context_of(texts: Iterable[str], previous: str = "") -> str:
         if text.strip():
             previous = (previous + " " + text.strip()).strip()[-4 * PREVIOUS_CHARS:]
     return previous
+
+
+def _weak(tr: Transcript | None, threshold: float) -> bool:
+    """Whether a first-pass window deserves the conditioned repair: unsure (avg_logprob below
+    `threshold`), looping (its text was dropped for its compression ratio) or a sampled fallback;
+    not when the model judged the window silent (a prompt over silence gets copied)."""
+    if tr is None or tr.no_speech_prob > NO_SPEECH_THRESHOLD:
+        return False
+    return (tr.temperature > 0 or tr.avg_logprob < threshold
+            or tr.compression_ratio > COMPRESSION_RATIO_THRESHOLD)
+
+
+def _repair_holds(first: Transcript, repaired: Transcript | None, context: str) -> bool:
+    """Whether a conditioned repair replaces the first pass: it must be more confident, need no
+    temperature fallback (faster-whisper drops the prompt after one: `prompt_reset_on_temperature`)
+    and not have copied its prompt: no stretch of COPY_LETTERS or more that the repair wrote and
+    the first pass did not may be found in the context (the copies seen when every window was
+    conditioned: the context's last sentence written again at the window's start)."""
+    if repaired is None or repaired.empty or repaired.temperature > 0:
+        return False
+    if not first.empty and repaired.avg_logprob <= first.avg_logprob:
+        return False
+    new, old, ctx = _letters(repaired.text), _letters(first.text), _letters(context)
+    ops = SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+    return not any(op in ("insert", "replace") and j2 - j1 >= COPY_LETTERS and new[j1:j2] in ctx
+                   for op, _i1, _i2, j1, j2 in ops)
 
 
 def _recover_gaps(w: _Window, words: list[Word], scheduler: InferenceScheduler,

@@ -31,6 +31,7 @@ class Transcript:
     compression_ratio: float = 0.0
     tokens: list[int] = field(default_factory=list)  # text tokens (no specials) of the result
     last_time: float = 0.0  # seconds: where the model's last timestamp put the end of its text
+    temperature: float = 0.0  # sampling temperature of the kept result (> 0: a fallback decode)
 
     @property
     def empty(self) -> bool:

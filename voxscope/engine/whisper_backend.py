@@ -218,7 +218,12 @@ class WhisperBackend:
                 language=langs[b], task=opts.task, beam_size=opts.beam_size, full_window=True,
                 word_timestamps=False, prompt=out[b].text[-200:] or None,
                 temperature_fallback=opts.temperature_fallback)))
-        extra = self._decode_group(sub, False, sub[0][1].beam_size, depth=1, pad=TAIL_PAD_FRAMES)
+        # One tail at a time: in a group each tail was padded to the longest tail's width, so a
+        # window's text depended on which windows shared its batch (a file decoded with 1 or 4
+        # windows in flight gave different text, and a resumed task could differ from its first
+        # attempt); tails are a few seconds, so batching them saved little.
+        extra = [self._decode_group([item], False, item[1].beam_size, depth=1,
+                                    pad=TAIL_PAD_FRAMES)[0] for item in sub]
         for (b, _), tail in zip(tails, extra, strict=True):
             if tail.empty:
                 continue
@@ -360,7 +365,7 @@ class WhisperBackend:
                 return_no_speech_prob=True, suppress_blank=True,
                 suppress_tokens=get_suppressed_tokens(tok, [-1]), max_initial_timestamp_index=50,
             )[0]
-            tr = self._parse(res, tok, lang, lang_prob, duration)
+            tr = replace(self._parse(res, tok, lang, lang_prob, duration), temperature=temp)
             candidates.append(tr)
             if not self._degenerate(tr):
                 return tr
@@ -376,7 +381,8 @@ class WhisperBackend:
             return Transcript(text="", words=[], language=tr.language,
                               language_probability=tr.language_probability,
                               no_speech_prob=tr.no_speech_prob, avg_logprob=tr.avg_logprob,
-                              compression_ratio=tr.compression_ratio, tokens=[])
+                              compression_ratio=tr.compression_ratio, tokens=[],
+                              temperature=tr.temperature)
         return tr
 
     @staticmethod

@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 DECODE_BLOCK_S = 10.0  # audio handed to the engine per step (and how often a stop is noticed)
 PROGRESS_S = 5.0  # report the position on the task API at least this often (audio seconds)
+# Audio before a resume point that goes through VAD again (no window starts in it): a VAD started
+# cold at the resume point ended a later window a frame or two off (64 ms), so the resumed text
+# differed; after 3 s its state matches the uninterrupted run's (tests/hardening/test_resume_context.py).
+VAD_WARMUP_FRAMES = 94
 TOO_LONG = "InvalidParameter.AudioTooLong"
 NO_CHANNEL = "InvalidParameter.ChannelId"
 
@@ -185,8 +189,12 @@ class TaskRunner:
             language=opts.get("language"), allowed_languages=tuple(opts.get("languages") or ()) or
             None, prompt=opts.get("prompt"), hotwords=hotwords_from(opts.get("hotwords") or []),
             remove_disfluencies=bool(opts.get("remove_disfluencies")),
-            # files are transcribed for accuracy: each window sees the text before it
-            condition_on_previous_text=True)
+            # windows are batched; a weak one is decoded again with the text before it
+            condition_on_previous_text=True,
+            # no random sampling: a resumed task decodes exactly as the first attempt did
+            temperature_fallback=False,
+            # two windows in flight: four raised the task's peak RSS by ~80 MB at the same CPU
+            batch=2)
         by_channel: dict[int, list[dict]] = {}
         duration = 0.0
         for c in channels:
@@ -236,6 +244,7 @@ class TaskRunner:
         # decoder's context, so the rest decodes exactly as in an uninterrupted run.
         resume = int(round(offset * SR))
         lead = resume % FRAME_SAMPLES
+        lead += min(resume - lead, VAD_WARMUP_FRAMES * FRAME_SAMPLES)
         opts = replace(opts, skip_samples=lead,
                        previous_text=context_of(s["text"] for s in sentences))
         offset = (resume - lead) / SR
