@@ -17,13 +17,12 @@ import numpy as np
 
 from voxscope.engine.hotwords import Hotword, apply_hotwords
 from voxscope.engine.scheduler import InferenceScheduler
-from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words, is_cjk
+from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words, is_cjk, letters
 from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 from voxscope.engine.whisper_backend import (
     COMPRESSION_RATIO_THRESHOLD,
     NO_SPEECH_THRESHOLD,
-    _letters,
 )
 
 SR = 16000
@@ -276,7 +275,7 @@ def _repair_holds(first: Transcript, repaired: Transcript | None, context: str) 
         return False
     if not first.empty and repaired.avg_logprob <= first.avg_logprob:
         return False
-    new, old, ctx = _letters(repaired.text), _letters(first.text), _letters(context)
+    new, old, ctx = letters(repaired.text), letters(first.text), letters(context)
     ops = SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
     return not any(op in ("insert", "replace") and j2 - j1 >= COPY_LETTERS and new[j1:j2] in ctx
                    for op, _i1, _i2, j1, j2 in ops)

@@ -111,3 +111,8 @@ def ends_sentence(text: str) -> bool:
 
 def is_cjk(language: str | None) -> bool:
     return (language or "") in CJK_LANGS
+
+
+def letters(text: str) -> str:
+    """What a transcript says, for comparing two: letters and digits only, lower case."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())

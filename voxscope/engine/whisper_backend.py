@@ -32,7 +32,7 @@ from faster_whisper.transcribe import (
 from rapidfuzz.distance import Levenshtein
 
 from voxscope.engine.hotwords import decoder_prompt, hotwords_for
-from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, to_simplified
+from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, letters, to_simplified
 from voxscope.engine.types import DecodeOptions, Transcript, Word
 
 log = logging.getLogger(__name__)
@@ -338,7 +338,7 @@ class WhisperBackend:
         prompt = self._prompt(tok, replace(opts, hotwords=()))
         res = self._generate(sub, [prompt], [tok], beam)[0]
         plain = self._guard(self._parse(res, tok, lang, lang_prob, duration))
-        p, u = _letters(prompted.text), _letters(plain.text)
+        p, u = letters(prompted.text), letters(plain.text)
         if p == u or (u and p and len(p) <= len(u) + max(1, len(u) // 5)
                       and Levenshtein.normalized_similarity(p, u) >= PROMPT_AGREEMENT):
             return prompted
@@ -440,11 +440,6 @@ def _merge_punctuation(pieces: list[str]) -> list[str]:
         else:
             out.append(carry)
     return out
-
-
-def _letters(text: str) -> str:
-    """What a transcript says, for comparing two: letters and digits only, lower case."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def _select(enc: ctranslate2.StorageView, idxs: list[int]) -> ctranslate2.StorageView:
