@@ -59,7 +59,9 @@ def test_own_words_keep_a_first_word_stretched_over_silent_context():
     # Measured: 2 s of silence + 0.3 s pre-roll + "Ever tried." decoded as one window; the
     # alignment gives the silence to "Ever". It ended in "Tried." before.
     words = [w("Ever", 0.0, 2.72), w("tried", 2.72, 3.18, ".")]
-    assert [x.text for x in own_words(words, 2.0)] == ["Ever", "tried"]
+    own = own_words(words, 2.0)
+    assert [x.text for x in own] == ["Ever", "tried"]
+    assert own[0].start == 2.0  # it starts with the sentence, not inside the context
     # the sentence before still goes: its last word ends by the end of the context
     before = [w("before", 0.0, 1.96, "."), w("ever", 1.96, 2.6), w("failed", 2.6, 3.0, ".")]
     assert [x.text for x in own_words(before, 2.0)] == ["Ever", "failed"]

@@ -19,9 +19,9 @@ batches across sessions:
   uses: a second thread decodes them on their own CTranslate2 replica at a lower CPU priority
   (`file_lane_nice`), so a realtime request never waits for a file window and the file lane gets
   the CPU the realtime lane leaves idle. With no realtime work about, file windows go to the main
-  model one at a time (all its threads, normal priority: file throughput as without a lane, and
-  a stream that starts then waits for at most one window); the lane's replica is only loaded
-  when file and realtime work first meet. The lane takes
+  model in batches as without a lane (all its threads, normal priority: batched decoding is what
+  file throughput gets from it; a stream that starts then waits for that batch); the lane's
+  replica is only loaded when file and realtime work first meet. The lane takes
   `file_lane_batch` windows per decode (1: a batch of 4 beam-5 windows raised peak RSS ~110 MB,
   about what the replica's own weights cost).
 """
@@ -252,9 +252,7 @@ class InferenceScheduler:
                 queue = next(q for p, q in self._lower.items()
                              if q and (p != Priority.FILE or not lane))
                 now = time.monotonic()
-                if queue is self._lower[Priority.FILE] and self._file_lane is not None:
-                    limit = 1  # a stream that starts now waits for at most this one window
-                elif (queue is self._lower[Priority.FILE]
+                if (queue is self._lower[Priority.FILE]
                         and now - self._last_realtime < self.realtime_hold_s):
                     # A file batch cannot be pre-empted: while streams are active, one window at
                     # a time, so a realtime request arriving now waits for one window, not four.

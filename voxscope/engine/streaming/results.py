@@ -65,7 +65,8 @@ def own_words(words: list[Word], lead_s: float) -> list[Word]:
     its middle lies in the context. A word ending OWN_WORD_END_S past the context is the
     sentence's: the sentence before ended before the context did.
     """
-    own = [w for w in words if (w.start + w.end) / 2 >= lead_s or w.end >= lead_s + OWN_WORD_END_S]
+    own = [w if w.start >= lead_s else replace(w, start=lead_s)  # its silence was the context's
+           for w in words if (w.start + w.end) / 2 >= lead_s or w.end >= lead_s + OWN_WORD_END_S]
     if lead_s and own and own[0].text[:1].islower() and own[0].text[:1].upper() != own[0].text[:1]:
         first = own[0]
         cap = first.text[:1].upper() + first.text[1:]
