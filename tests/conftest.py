@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.files.helpers import AudioHost
 from tests.support import ServerProcess, sdk_at
 
 # Short timeouts keep most tests fast; one test module runs the real defaults (test_defaults.py).
@@ -27,3 +28,11 @@ def dashscope_at(server):
     """The dashscope SDK pointed at the module's server; restores global state afterwards."""
     with sdk_at(server) as dashscope:
         yield dashscope
+
+
+@pytest.fixture(scope="session")
+def audio_host():
+    """One HTTP host serving test audio (file_url inputs) for the whole session."""
+    host = AudioHost().start()
+    yield host
+    host.stop()

@@ -1,20 +1,12 @@
-"""Fixtures of the file-transcription tests: one HTTP host serving the audio for the whole session,
-and per module a server that may fetch from it (`srv`; modules override it for other settings)
-with the SDK pointed at that server (`sdk`)."""
+"""Fixtures of the file-transcription tests (the HTTP host serving their audio, `audio_host`, is
+in tests/conftest.py): per module a server that may fetch from it (`srv`; modules override it
+for other settings) with the SDK pointed at that server (`sdk`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.files.helpers import AudioHost
 from tests.support import ServerProcess, sdk_at
-
-
-@pytest.fixture(scope="session")
-def audio_host():
-    host = AudioHost().start()
-    yield host
-    host.stop()
 
 
 @pytest.fixture(scope="module")

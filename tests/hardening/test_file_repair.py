@@ -19,7 +19,6 @@ from tests.files.helpers import (
     EN_CLIPS,
     QWEN,
     ZH_CLIPS,
-    AudioHost,
     concat_clips,
     get_doc,
     output_dict,
@@ -34,13 +33,6 @@ def server():
     srv = ServerProcess(config=CONFIG).start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def host():
-    h = AudioHost().start()
-    yield h
-    h.stop()
 
 
 def _counters(srv: ServerProcess) -> tuple[int, int]:
@@ -71,10 +63,10 @@ def _times_run_forward(transcript: dict, seconds: float) -> None:
 
 
 @pytest.mark.timeout(900)
-def test_file_windows_are_batched_and_every_word_kept(server, host):
+def test_file_windows_are_batched_and_every_word_kept(server, audio_host):
     # ~3 minutes of English, many utterances: several VAD windows.
     pcm, reference, seconds = concat_clips(EN_CLIPS * 2, gap_s=1.0)
-    url = host.put("repair_en.wav", wav_bytes(pcm))
+    url = audio_host.put("repair_en.wav", wav_bytes(pcm))
     before = _counters(server)
     transcript = _transcribe(server, url)
     after = _counters(server)
@@ -92,12 +84,12 @@ def test_file_windows_are_batched_and_every_word_kept(server, host):
 
 
 @pytest.mark.timeout(900)
-def test_repetitive_mandarin_is_not_copied_from_the_context(server, host):
+def test_repetitive_mandarin_is_not_copied_from_the_context(server, audio_host):
     # The same four Mandarin clips three times over: a context that invites copying (whole
     # sentences of the prompt were written again at one timestamp when every window was
     # conditioned on the text before it).
     pcm, reference, seconds = concat_clips(ZH_CLIPS * 3, gap_s=1.0)
-    url = host.put("repair_zh.wav", wav_bytes(pcm))
+    url = audio_host.put("repair_zh.wav", wav_bytes(pcm))
     transcript = _transcribe(server, url)
     want, have = Counter(norm_chars(reference)), Counter(norm_chars(transcript["text"]))
     extra = sum((have - want).values())

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from dashscope.audio.asr import Transcription
 
-from tests.files.helpers import AudioHost, concat_clips, get_doc, output_dict
+from tests.files.helpers import concat_clips, get_doc, output_dict
 from tests.protocols.inference_helpers import check_streamed_run, stream_recognition
 from tests.support import ServerProcess, clip, clip_pcm, error_rate, sdk_at, wav_bytes
 from voxscope.engine.model_store import ModelStore
@@ -148,13 +148,6 @@ def test_file_work_progresses_while_a_stream_keeps_talking(backend):
 
 # -- end to end: a file task and a realtime SDK session on one server at the same time -------------
 @pytest.fixture(scope="module")
-def host():
-    h = AudioHost().start()
-    yield h
-    h.stop()
-
-
-@pytest.fixture(scope="module")
 def srv():
     s = ServerProcess(config={"server": {"fetch_allow_private": True}}).start()
     yield s
@@ -162,11 +155,11 @@ def srv():
 
 
 @pytest.mark.timeout(WAIT_S * 2)
-def test_file_task_and_realtime_stream_together(srv, host):
+def test_file_task_and_realtime_stream_together(srv, audio_host):
     ids = ["en_librispeech_1995-1837-0001", "en_jfk_inaugural", "en_ljspeech_LJ001-0001",
            "en_beckett"]
     pcm, reference, _ = concat_clips(ids, gap_s=1.0)
-    url = host.put("qos_file.wav", wav_bytes(pcm))
+    url = audio_host.put("qos_file.wav", wav_bytes(pcm))
     with sdk_at(srv):
         task = Transcription.async_call(model="paraformer-v2", file_urls=[url])
         assert task.status_code == 200, (task.status_code, task.code, task.message)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from dashscope.audio.asr import Transcription
 
-from tests.files.helpers import AudioHost, concat_clips, get_doc, output_dict
+from tests.files.helpers import concat_clips, get_doc, output_dict
 from tests.protocols.inference_helpers import check_streamed_run, stream_recognition
 from tests.support import ServerProcess, clip, clip_pcm, error_rate, sdk_at, wav_bytes
 from voxscope.engine.model_store import ModelStore
@@ -158,13 +158,6 @@ def test_a_lane_that_cannot_load_leaves_file_work_to_the_model(backend):
 
 # -- end to end: a real server with the lane on ----------------------------------------------------
 @pytest.fixture(scope="module")
-def host():
-    h = AudioHost().start()
-    yield h
-    h.stop()
-
-
-@pytest.fixture(scope="module")
 def srv():
     # realtime_hold_s: once the stream has submitted work, file windows are the lane's for the
     # rest of the test, however fast or slow the machine decodes.
@@ -175,10 +168,10 @@ def srv():
 
 
 @pytest.mark.timeout(WAIT_S * 2)
-def test_file_task_on_the_lane_beside_a_realtime_stream(srv, host):
+def test_file_task_on_the_lane_beside_a_realtime_stream(srv, audio_host):
     ids = ["en_librispeech_1995-1837-0001", "en_jfk_inaugural", "en_ljspeech_LJ001-0001"]
     pcm, reference, _ = concat_clips(ids, gap_s=1.0)
-    url = host.put("qos_lane.wav", wav_bytes(pcm))
+    url = audio_host.put("qos_lane.wav", wav_bytes(pcm))
     with sdk_at(srv):
         # The stream first (its work marks realtime as about), then the file task beside it.
         runs: list = []
