@@ -188,10 +188,11 @@ def transcribe_chunks(chunks: Iterable[np.ndarray], scheduler: InferenceSchedule
         if opts.condition_on_previous_text and previous and _weak(tr, opts.repair_logprob):
             # Repair pass: the context is the text of the sentences yielded so far, which a
             # resumed task rebuilds from what it saved, so a resumed run repairs identically.
-            context = " ".join(x for x in (opts.prompt, previous[-PREVIOUS_CHARS:]) if x)
+            before = previous[-PREVIOUS_CHARS:]
+            context = " ".join(x for x in (opts.prompt, before) if x)
             repaired = scheduler.submit(w.audio, replace(decode, prompt=context),
                                         priority).result()
-            if _repair_holds(tr, repaired, previous[-PREVIOUS_CHARS:]):
+            if _repair_holds(tr, repaired, before):
                 tr = repaired
         raw = [x.shifted(w.start / SR) for x in tr.words] if tr is not None else []
         raw = sorted(raw + _recover_gaps(w, raw, scheduler, decode, priority),

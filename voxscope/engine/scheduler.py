@@ -184,6 +184,10 @@ class InferenceScheduler:
         return (self._file_lane is not None
                 and time.monotonic() - self._last_realtime < self.realtime_hold_s)
 
+    def _lane_work(self) -> bool:
+        """Whether the file lane has windows to decode now."""
+        return bool(self._lower[Priority.FILE]) and self._lane_has_files()
+
     def _main_depth(self) -> int:
         """Requests the main (realtime) lane serves now: all but file windows while they are the
         file lane's."""
@@ -293,7 +297,7 @@ class InferenceScheduler:
             queue = self._lower[Priority.FILE]
             # Realtime work going quiet hands the windows to the main lane; a realtime submit
             # (notify_all) hands them back.
-            while not self._closed and not (queue and self._lane_has_files()):
+            while not self._closed and not self._lane_work():
                 self._cond.wait()
             if self._closed:
                 return None
@@ -307,7 +311,7 @@ class InferenceScheduler:
     def _run_file_lane(self) -> None:
         assert self._file_lane is not None
         with self._cond:  # build nothing until file work meets realtime work
-            while not self._closed and not (self._lower[Priority.FILE] and self._lane_has_files()):
+            while not self._closed and not self._lane_work():
                 self._cond.wait()
             if self._closed:
                 return
