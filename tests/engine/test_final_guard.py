@@ -29,11 +29,12 @@ def test_weak_reason():
     assert weak_reason(replace(SOUND, text=""), 0.2) is None  # a cough: nothing lost
 
 
-def test_better_keeps_words_then_no_fallback_then_the_surer():
+def test_better_trusts_the_full_window_on_speech_then_no_fallback_then_the_surer():
     weak = replace(SOUND, avg_logprob=-0.9)
     assert better(weak, replace(SOUND, avg_logprob=-0.5)).avg_logprob == -0.5
     assert better(weak, replace(SOUND, avg_logprob=-1.2)) is weak
-    assert better(weak, replace(SOUND, text="")) is weak  # the full window lost the words
+    silent = replace(SOUND, text="")
+    assert better(weak, silent) is silent  # unsure words where Whisper's own window hears none
     assert better(replace(SOUND, text=""), SOUND) is SOUND
     fallback = replace(SOUND, temperature=0.4, avg_logprob=-0.2)
     assert better(fallback, replace(SOUND, avg_logprob=-0.6)).temperature == 0
@@ -107,3 +108,21 @@ def test_short_is_the_default_and_reaches_the_decode():
         return windows
 
     assert asyncio.run(main()) == {False}
+
+
+def test_unsure_words_the_full_window_hears_as_silence_are_dropped():
+    async def main():
+        s = Session(partials=False, final_full_window=False)
+        await s.feed(np.concatenate([silence(0.512), speech(1.504), silence(1.6)]))
+        (short,) = s.sched.pending(final=True)
+        answer(short, "Bzzzz.", avg_logprob=-1.1)
+        await settle()
+        (full,) = s.sched.pending(final=True)
+        full.future.set_running_or_notify_cancel()
+        full.future.set_result(replace(SOUND, text="", words=[]))
+        await s.rec.finish()
+        s.rec.close()
+        return s
+
+    s = asyncio.run(main())
+    assert s.finals == [] and s.rec.stats.final_rechecks == 1

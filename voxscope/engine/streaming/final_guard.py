@@ -32,14 +32,17 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
     return None
 
 
-def _rank(tr: Transcript) -> tuple[bool, bool, bool, float]:
-    return (not tr.empty, tr.temperature == 0, tr.compression_ratio <= COMPRESSION_CEIL,
-            tr.avg_logprob)
+def _rank(tr: Transcript) -> tuple[bool, bool, float]:
+    return (tr.temperature == 0, tr.compression_ratio <= COMPRESSION_CEIL, tr.avg_logprob)
 
 
 def better(short: Transcript, full: Transcript | None) -> Transcript:
-    """The one to keep: words over none, no fallback, no repetition, then the surer (a tie keeps
-    the short one, which was asked for)."""
+    """The one to keep. Words over none when the short window lost them; but when the short
+    window wrote words it was unsure of and the full window, Whisper's own, hears no speech there,
+    none (a short window on noise writes things like "Bzzzz."). Otherwise no fallback, no
+    repetition, then the surer; a tie keeps the short one."""
     if full is None:
         return short
+    if short.empty or full.empty:
+        return full
     return full if _rank(full) > _rank(short) else short
