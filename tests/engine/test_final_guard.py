@@ -27,19 +27,23 @@ def test_weak_reason():
     assert weak_reason(replace(SOUND, compression_ratio=2.3), 1.5) == "compression"
     assert weak_reason(replace(SOUND, text=" "), 1.5) == "empty"  # VAD heard speech, no words
     assert weak_reason(replace(SOUND, text=""), 0.2) is None  # a cough: nothing lost
+    sure, unsure = Word(0, 1, "years", ".", " years.", 0.99), Word(1, 2, "Bzzzz", "", " Bzzzz", 0.26)
+    assert weak_reason(replace(SOUND, words=[sure, unsure], avg_logprob=-0.07), 1.5) == "tail"
+    assert weak_reason(replace(SOUND, words=[unsure, sure]), 1.5) is None  # only the tail
 
 
-def test_better_trusts_the_full_window_on_speech_then_no_fallback_then_the_surer():
+def test_better_is_the_full_window_unless_it_degenerated():
     weak = replace(SOUND, avg_logprob=-0.9)
-    assert better(weak, replace(SOUND, avg_logprob=-0.5)).avg_logprob == -0.5
-    assert better(weak, replace(SOUND, avg_logprob=-1.2)) is weak
+    full = replace(SOUND, text="Hello there, friend.", avg_logprob=-1.2)
+    assert better(weak, full) is full  # Whisper's own window, even less sure
     silent = replace(SOUND, text="")
     assert better(weak, silent) is silent  # unsure words where Whisper's own window hears none
-    assert better(replace(SOUND, text=""), SOUND) is SOUND
-    fallback = replace(SOUND, temperature=0.4, avg_logprob=-0.2)
-    assert better(fallback, replace(SOUND, avg_logprob=-0.6)).temperature == 0
+    assert better(silent, SOUND) is SOUND
+    assert better(weak, replace(SOUND, compression_ratio=2.6)) is weak  # it looped
+    assert better(weak, replace(SOUND, temperature=0.4)) is weak
+    fallback = replace(SOUND, temperature=0.4)
+    assert better(fallback, replace(SOUND, temperature=0.6)).temperature == 0.6  # both did
     assert better(weak, None) is weak  # the recheck was dropped
-    assert better(SOUND, replace(SOUND, text="Hello.")) is SOUND  # a tie keeps the short one
 
 
 def answer(r: Request, text: str, **fields) -> None:
@@ -78,8 +82,8 @@ def test_a_weak_short_final_is_decoded_again_in_the_full_window():
     assert s.rec.stats.final_rechecks == 1
 
 
-def test_the_short_final_stays_when_the_full_window_is_no_better():
-    s, _, _ = asyncio.run(one_sentence(False, {"avg_logprob": -0.9}, {"avg_logprob": -1.3}))
+def test_the_short_final_stays_when_the_full_window_loops():
+    s, _, _ = asyncio.run(one_sentence(False, {"avg_logprob": -0.9}, {"compression_ratio": 2.6}))
     assert [r.text for r in s.finals] == ["Hello their."] and s.rec.stats.final_rechecks == 1
 
 

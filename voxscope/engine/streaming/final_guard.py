@@ -17,6 +17,10 @@ LOGPROB_FLOOR = -0.7
 COMPRESSION_CEIL = 2.0
 # No words on this much VAD speech: the short window lost it (noise and coughs are shorter).
 MIN_SPEECH_S = 0.5
+# A last word this unsure is how a short window's invented tail looks: en_fleurs_000 cut at the
+# sentence's end decodes to "... 25 to 30 years. Bzzzz" (that word 0.26, the rest sure enough
+# for avg_logprob -0.07); the full window writes no such word.
+TAIL_WORD_PROB = 0.3
 
 
 def weak_reason(tr: Transcript, speech_s: float) -> str | None:
@@ -29,20 +33,22 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
         return "compression"
     if tr.avg_logprob < LOGPROB_FLOOR:
         return "logprob"
+    if tr.words and tr.words[-1].probability < TAIL_WORD_PROB:
+        return "tail"
     return None
 
 
-def _rank(tr: Transcript) -> tuple[bool, bool, float]:
-    return (tr.temperature == 0, tr.compression_ratio <= COMPRESSION_CEIL, tr.avg_logprob)
+def _degenerate(tr: Transcript) -> bool:
+    return tr.temperature > 0 or tr.compression_ratio > COMPRESSION_CEIL
 
 
 def better(short: Transcript, full: Transcript | None) -> Transcript:
-    """The one to keep. Words over none when the short window lost them; but when the short
-    window wrote words it was unsure of and the full window, Whisper's own, hears no speech there,
-    none (a short window on noise writes things like "Bzzzz."). Otherwise no fallback, no
-    repetition, then the surer; a tie keeps the short one."""
+    """The one to keep once a short-window final looked weak: the full window's, which is how
+    Whisper (and plain faster-whisper) decodes, words or none, unless it degenerated (a fallback,
+    a repetition) where the short one did not. Not the surer of the two: the invented tail above
+    comes with a higher avg_logprob (-0.07) than the full window's correct text (-0.32)."""
     if full is None:
         return short
-    if short.empty or full.empty:
-        return full
-    return full if _rank(full) > _rank(short) else short
+    if _degenerate(full) and not _degenerate(short):
+        return short
+    return full
