@@ -139,7 +139,7 @@ def length(lang: str, reference: str) -> int:
 
 
 def run_variant(name: str, overrides: dict, work: list[dict], pace: float, parallel: int,
-                rows: dict) -> None:
+                rows: dict, log_dir: Path | None = None) -> None:
     server = ServerProcess(config={"server": {"max_sessions": parallel + 2, **overrides}}).start()
     try:
         cpu0 = cpu_seconds(server.proc.pid)
@@ -168,6 +168,8 @@ def run_variant(name: str, overrides: dict, work: list[dict], pace: float, paral
                                    if line.startswith("voxscope_final_rechecks_total"))
     finally:
         server.stop()
+        if log_dir is not None:
+            (log_dir / f"server_{name}.log").write_text(server.log_path.read_text(errors="replace"))
 
 
 def plain(work: list[dict], rows: dict) -> None:
@@ -196,6 +198,7 @@ def main() -> None:
     ap.add_argument("--parallel", type=int, default=2, help="sessions at once per server")
     ap.add_argument("--only", nargs="*", help="item names (prefixes) to run")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--logs", type=Path, help="keep each server's log in this folder")
     args = ap.parse_args()
     variants = []
     for spec in args.variant or ["full:final_window=full", "short:final_window=short"]:
@@ -208,7 +211,7 @@ def main() -> None:
     load0 = os.getloadavg()
     # Variants side by side, so a busy machine slows them alike (finals do not depend on it).
     threads = [threading.Thread(target=run_variant, args=(n, o, work, args.pace, args.parallel,
-                                                          rows)) for n, o in variants]
+                                                          rows, args.logs)) for n, o in variants]
     for th in threads:
         th.start()
     for th in threads:
