@@ -17,12 +17,11 @@ LOGPROB_FLOOR = -0.7
 COMPRESSION_CEIL = 2.0
 # No words on this much VAD speech: the short window lost it (noise and coughs are shorter).
 MIN_SPEECH_S = 0.5
-# A first or last word this unsure is where short windows go wrong: en_fleurs_000 cut at the
+# A last word this unsure is how a short window's invented tail looks: en_fleurs_000 cut at the
 # sentence's end decodes to "... 25 to 30 years. Bzzzz" (that word 0.26, the rest sure enough
-# for avg_logprob -0.07), and a sentence's first word comes out wrong more often than in the full
-# window ("洗澡你以后..." for "希望你以后...", first word 0.17; "Never tried" for "Ever tried", 0.29).
-# Clean clips start and end at 0.6-1.0.
-EDGE_WORD_PROB = 0.3
+# for avg_logprob -0.07); the full window writes no such word. (The same rule on the first word
+# fired 5x as often through the server and fixed nothing: RESULTS, "Final window ... session 6".)
+TAIL_WORD_PROB = 0.3
 
 
 def weak_reason(tr: Transcript, speech_s: float) -> str | None:
@@ -35,10 +34,8 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
         return "compression"
     if tr.avg_logprob < LOGPROB_FLOOR:
         return "logprob"
-    if tr.words and tr.words[-1].probability < EDGE_WORD_PROB:
+    if tr.words and tr.words[-1].probability < TAIL_WORD_PROB:
         return "tail"
-    if tr.words and tr.words[0].probability < EDGE_WORD_PROB:
-        return "head"
     return None
 
 
