@@ -16,9 +16,10 @@ reference length). Reference point in the same run: plain faster-whisper (beam 5
 2 threads) on the same audio with the same language. Also the server's CPU seconds for all its
 sessions, and how often the short-window guard re-decoded a final in the full window (/metrics).
 
-Pace: `--pace 1` is real time; finals do not depend on it (sentence boundaries come from the
-audio's VAD frames, not the clock, and a final decodes the same samples at any pace), so `--pace 2`
-gives the same finals sooner; previews do change with pace, and are not scored here.
+Pace: `--pace 1` is real time; finals should not depend on it (sentence boundaries come from the
+audio's VAD frames, not the clock), so `--pace 2` gives the same finals sooner; previews do change
+with pace, and are not scored here. (Where a speculative final is asked for depends on timing:
+benchmarks/RESULTS.md saw one sentence differ in one of five runs.)
 
     python benchmarks/bench_final_window.py
     python benchmarks/bench_final_window.py --variant short:final_window=short --pace 2
