@@ -52,6 +52,7 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
     admit = Settings.model_fields["admit_max_load"].default
     server = ServerProcess(config={"server": {"max_sessions": n + 2, "admit_max_load": admit,
                                               **overrides}}).start()
+    load0 = os.getloadavg()[0]  # the machine is shared: every number goes with its load
     try:
         outs: list[dict] = [{} for _ in range(n)]
         threads = []
@@ -77,7 +78,7 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
             "first_partial_p95": pct(fp, 95),
             "regions_finalized": f"{sum(o['covered'] for o in admitted)}/"
                                  f"{sum(o['regions'] for o in admitted)}",
-            "served": health["models"]}
+            "served": health["models"], "loadavg_1m": [load0, os.getloadavg()[0]]}
 
 
 def main() -> None:
@@ -98,14 +99,15 @@ def main() -> None:
     if args.baseline:
         modes.append(("max_sessions only", {**overrides, "admit_max_load": 0}))
     print(f"{'mode':>18} {'admitted':>8} {'refused':>7} {'final p50/p95/max (s)':>22} "
-          f"{'1st partial p50/p95':>20} {'finalized':>9}")
+          f"{'1st partial p50/p95':>20} {'finalized':>9} {'load 1m':>10}")
     for name, ov in modes:
         row = offer(args.streams, args.repeat, args.stagger, ov)
         results["runs"][name] = row
         print(f"{name:>18} {row['admitted']:>8} {row['refused']:>7} "
               f"{row['final_p50']:>7.2f} / {row['final_p95']:.2f} / {row['final_max']:<6.2f} "
               f"{row['first_partial_p50']:>9.2f} / {row['first_partial_p95']:<8.2f} "
-              f"{row['regions_finalized']:>9}", flush=True)
+              f"{row['regions_finalized']:>9} {row['loadavg_1m'][0]:>4.1f}-{row['loadavg_1m'][1]:<4.1f}",
+              flush=True)
     results["loadavg_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -126,9 +126,12 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = 10.0  # on SIGTERM, running sessions may finish this long
     partial_interval_s: float = 0.6
     # The window a realtime sentence's final is decoded in: "full" pads it to Whisper's 30 s like
-    # faster-whisper; "short" to the audio plus 1 s, as previews are: measured in-process on the
-    # real clips, a third of the CPU at the same or lower error (benchmarks/RESULTS.md, "Final
-    # window"). "full" stays the default until a wider accuracy run confirms it.
+    # faster-whisper; "short" to the audio plus 1 s, as previews are, and a short final that looks
+    # weak is decoded again in the full window (engine/streaming/final_guard.py). Through the
+    # server on every real clip (benchmarks/RESULTS.md, "Final window", session 6) short finals
+    # were 0.4 points worse in total and tests/quality/test_accuracy.py's Mandarin gap to offline
+    # faster-whisper fails with them (a first word wrong), so "full" stays the default; "short" is
+    # what lets more streams per core keep final latency (RESULTS, "Overload").
     final_window: Literal["full", "short"] = "full"
     max_task_audio_s: float = 4 * 3600.0
 

@@ -77,7 +77,8 @@ class Engine:
         price of a stream (a server admitting realtime streams calls it; a worker need not)."""
         for name, sched in self.schedulers.items():
             log.info("model %s: one final decode takes %.2f s", name,
-                     calibrate(sched.backend, sched.load))
+                     calibrate(sched.backend, sched.load,
+                               full_window=self.settings.final_window == "full"))
 
     def recognizer(self, profile: Profile, config: RecognizerConfig, emit: Emit,
                    boundary: Boundary | None = None) -> StreamingRecognizer:

@@ -77,13 +77,26 @@ class LoadMeter:
         return max(mean, now - oldest if oldest is not None else 0.0)
 
 
-def calibrate(backend, meter: LoadMeter) -> float:
+# Model time of a realtime final decoded in a short window (audio + 1 s) over that of the start-up
+# decode below (2 s of silence in a 30 s window). Measured on the real clips, same process, beam 5,
+# word timestamps: 0.29-0.62 s short-window finals vs 1.5-2.0 s for the silent 30 s decode (0.23
+# of it), in-process CPU 7.2 vs 19.6 s for the same clips' 30 s-window finals (0.37); 0.35 errs
+# high, and real finals correct it within a few sentences. Silence itself cannot be timed in a
+# short window: 5 s of it decodes to no tokens (0.1 s), 2 s to a hallucinated "1.0" and a
+# temperature fallback (2 s).
+SHORT_FINAL_SHARE = 0.35
+
+
+def calibrate(backend, meter: LoadMeter, full_window: bool = True) -> float:
     """Time one final-shaped decode (30 s window, beam search) before traffic arrives, so admission
     can price streams from the first one on; it also warms the model up (the first decode pays
-    one-time kernel set-up, so this errs high, and real finals correct it). `backend` is a
-    WhisperBackend (duck-typed: decode_batch)."""
+    one-time kernel set-up, so this errs high, and real finals correct it). With short final
+    windows (`full_window` False) a final costs SHORT_FINAL_SHARE of that: pricing a stream at
+    the 30 s decode would refuse streams the machine can serve. `backend` is a WhisperBackend
+    (duck-typed: decode_batch)."""
     opts = DecodeOptions(beam_size=5, full_window=True, word_timestamps=True)
     start = time.monotonic()
     backend.decode_batch([(np.zeros(32000, dtype=np.float32), opts)])
-    meter.final_decode_s = time.monotonic() - start
+    took = time.monotonic() - start
+    meter.final_decode_s = took if full_window else took * SHORT_FINAL_SHARE
     return meter.final_decode_s

@@ -36,6 +36,7 @@ import numpy as np
 from voxscope.engine.hotwords import Hotword
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.streaming.agreement import PreviewAgreement
+from voxscope.engine.streaming.final_guard import better, weak_reason
 from voxscope.engine.streaming.results import ResultWord as ResultWord
 from voxscope.engine.streaming.results import (
     SentenceResult,
@@ -166,6 +167,7 @@ class _Sentence:
     opened_at: float = field(default_factory=time.monotonic)  # wall clock: onset detected
     speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
     lead: int = 0  # samples of context audio before `start` in the final decode's window
+    final_audio: np.ndarray | None = None  # what the final decoded (a recheck decodes it again)
 
     @property
     def speech_end(self) -> int:
@@ -183,6 +185,7 @@ class RecognizerStats:
     finals_emitted: int = 0
     speculative_hits: int = 0
     speculative_misses: int = 0
+    final_rechecks: int = 0  # short-window finals decoded again in the full window
 
 
 class StreamingRecognizer:
@@ -323,7 +326,8 @@ class StreamingRecognizer:
         s.lead = 0
         if end - s.start < self._ms(SHORT_SENTENCE_S * 1000):
             s.lead = max(min(self._ms(CONTEXT_AUDIO_S * 1000), s.start - self._buf.start), 0)
-        return self._buf.slice(s.start - s.lead, end)
+        s.final_audio = self._buf.slice(s.start - s.lead, end)
+        return s.final_audio
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
                 key: object | None = None, first: bool = False) -> asyncio.Future:
@@ -526,6 +530,10 @@ class StreamingRecognizer:
             return
         if self._closed:
             return
+        if tr is not None and not self.config.final_full_window:
+            tr = await self._recheck(s, tr)
+            if self._closed:
+                return
         if tr is None or tr.empty:
             await self._emit_empty(s, tr)
             return
@@ -559,6 +567,26 @@ class StreamingRecognizer:
                 self._open = None
                 self._seg.stop()
             await self._emit(result)
+
+    async def _recheck(self, s: _Sentence, tr: Transcript) -> Transcript:
+        """A short-window final that looks weak, decoded again in the full window; the better
+        of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
+        reason = weak_reason(tr, (s.speech_end - s.start) / SR)
+        if reason is None or s.final_audio is None:
+            return tr
+        self.stats.final_rechecks += 1
+        if self.on_timing is not None:
+            self.on_timing("final_recheck", 0.0)  # counted on /metrics
+        log.debug("short-window final rechecked in the full window (%s)", reason)
+        try:
+            full: Transcript | None = await self._submit(
+                s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the short-window result stands
+            log.warning("full-window recheck failed: %s", exc)
+            return tr
+        return better(tr, full)
 
     async def _translations(self, s: _Sentence) -> dict[str, Translation]:
         if s.translation_future is None:

@@ -140,7 +140,9 @@ class WhisperBackend:
                 tr = self._fallback(enc, b, batch.shape[0], tokenizers[b], prompts[b], tr,
                                     langs[b], lang_probs[b], duration)
             tr = self._guard(tr)
-            if (full and duration < SHORT_PROMPT_S and depth == 0
+            # Finals (word timestamps) in either window (`final_window: short` too); previews
+            # are cheap and soon replaced, so they keep the prompted result.
+            if ((full or opts.word_timestamps) and duration < SHORT_PROMPT_S and depth == 0
                     and hotwords_for(opts.hotwords, langs[b])):
                 tr = self._without_hotwords(enc, b, batch.shape[0], tokenizers[b], opts, beam, tr,
                                             langs[b], lang_probs[b], duration)

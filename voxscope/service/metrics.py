@@ -58,6 +58,9 @@ class Metrics(EngineObserver):
             "voxscope_final_delay_seconds",
             "From the sentence's last speech audio received to its final result", ["model"],
             buckets=DELAY_BUCKETS, registry=r)
+        self.final_rechecks = Counter(
+            "voxscope_final_rechecks", "Short-window realtime finals that looked weak and were "
+            "decoded again in the full 30 s window (final_window: short)", ["model"], registry=r)
         self.decode_rtf = Histogram(
             "voxscope_decode_rtf", "Decode time over audio time, per scheduler batch", ["model"],
             buckets=RTF_BUCKETS, registry=r)
@@ -83,6 +86,9 @@ class Metrics(EngineObserver):
             self.scheduler_wait.labels(model, priority).observe(max(wait, 0.0))
 
     def timing(self, model: str, kind: str, seconds: float) -> None:
+        if kind == "final_recheck":
+            self.final_rechecks.labels(model).inc()
+            return
         hist = self.first_partial_delay if kind == "first_partial" else self.final_delay
         hist.labels(model).observe(max(seconds, 0.0))
 

@@ -1,0 +1,76 @@
+"""Short final windows through a real server: a weak short-window final is redone in 30 s.
+
+`final_window: short` decodes a realtime sentence's final on its audio plus 1 s. On en_fleurs_000,
+streamed with the official SDK, that window invents a tail word ("... 25 to 30 years. Bzzzz",
+the word at probability 0.26); the guard (engine/streaming/final_guard.py) decodes such a final
+again in the full window and keeps that one, and /metrics counts it. Asserted: the tail is gone,
+the sentence is there, the recheck is counted (`voxscope_final_rechecks_total`), and every final
+is still delivered in order. Pace 2x real time: finals come from the audio's VAD cuts, not the
+clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+from dashscope.audio.asr import Recognition, RecognitionCallback
+
+from tests.conftest import FAST_ENV
+from tests.support import ServerProcess, clip_pcm, error_rate, sdk_at, silence_pcm
+
+CLIP = "en_fleurs_000"
+REFERENCE = ("however due to the slow communication channels styles in the west could lag "
+             "behind by 25 to 30 years")
+
+
+@pytest.fixture(scope="module")
+def short_server():
+    srv = ServerProcess(env=FAST_ENV, config={"server": {"max_sessions": 4,
+                                                         "final_window": "short"}}).start()
+    yield srv
+    srv.stop()
+
+
+def rechecks(server) -> float:
+    text = httpx.get(server.http + "/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("voxscope_final_rechecks_total"))
+
+
+@pytest.mark.timeout(180)
+def test_an_invented_tail_is_redone_in_the_full_window(short_server):
+    finals: list[dict] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    class CB(RecognitionCallback):
+        def on_event(self, result) -> None:
+            s = result.get_sentence()
+            if s.get("end_time") is not None:
+                finals.append(s)
+
+        def on_error(self, result) -> None:
+            errors.append(f"{result.code}: {result.message}")
+
+        def on_complete(self) -> None:
+            done.set()
+
+    before = rechecks(short_server)
+    pcm = silence_pcm(0.5) + clip_pcm(CLIP) + silence_pcm(2.0)
+    with sdk_at(short_server):
+        r = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
+                        callback=CB(), language_hints=["en"])
+        r.start()
+        for i in range(0, len(pcm), 3200):
+            r.send_audio_frame(pcm[i:i + 3200])
+            time.sleep(0.05)
+        r.stop()
+    assert not errors, errors
+    text = " ".join(s["text"] for s in finals)
+    assert finals and "bzz" not in text.lower(), text
+    assert error_rate("en", REFERENCE, text) <= 0.1, text
+    assert [s["sentence_id"] for s in finals] == sorted(s["sentence_id"] for s in finals)
+    assert rechecks(short_server) >= before + 1
