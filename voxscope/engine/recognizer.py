@@ -35,6 +35,7 @@ import numpy as np
 
 from voxscope.engine.hotwords import Hotword
 from voxscope.engine.scheduler import InferenceScheduler
+from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
 from voxscope.engine.streaming.results import ResultWord as ResultWord
 from voxscope.engine.streaming.results import (
@@ -294,6 +295,8 @@ class StreamingRecognizer:
                                        language=self._stream_language, index=ev.segment)
                 if self._boundary is not None:
                     self._boundary("start", ev.segment, int(ev.start * 1000 / SR))
+                trace.event(id(self), "open", seg=ev.segment, start_s=ev.start / SR,
+                            at_s=self._buf.end / SR, language=self._stream_language)
                 continue
             s = self._open
             if s is None or s.index != ev.segment:
@@ -382,11 +385,18 @@ class StreamingRecognizer:
         fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key,
                            first=s.partial_seq == 1)
         s.partial_future = fut
+        trace.event(id(self), "preview_submit", seg=s.index, seq=s.partial_seq, at_s=now / SR,
+                    audio_s=(end - s.start) / SR, language=opts.language, prefix=opts.prefix)
         self._spawn(self._deliver_partial(s, s.partial_seq, now, fut))
 
     async def _deliver_partial(self, s: _Sentence, seq: int, audio_end: int,
                                fut: asyncio.Future) -> None:
         tr: Transcript | None = await fut
+        if trace.enabled():
+            trace.event(id(self), "preview_result", seg=s.index, seq=seq,
+                        outcome=self._preview_outcome(s, seq, tr),
+                        language=tr.language if tr else None, text=tr.text if tr else None,
+                        no_speech=round(tr.no_speech_prob, 3) if tr else None)
         if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH:
             return
         if s.latest_partial is None or seq > s.latest_partial[0]:
@@ -396,6 +406,24 @@ class StreamingRecognizer:
         if self._chain is not None and not self._chain.done():
             return  # the previous sentence's final is not out yet: keep the order
         await self._emit_partial(s, seq, tr, audio_end)
+
+    def _preview_outcome(self, s: _Sentence, seq: int, tr: Transcript | None) -> str:
+        """Why a decoded preview is shown or not (the trace's words for `_deliver_partial`)."""
+        if tr is None:
+            return "superseded"
+        if tr.empty:
+            return "empty"
+        if self._closed:
+            return "stream_closed"
+        if tr.no_speech_prob > PARTIAL_NO_SPEECH:
+            return "no_speech"
+        if self._open is not s:
+            return "sentence_closed"
+        if seq <= s.emitted_partial_seq:
+            return "older"
+        if self._chain is not None and not self._chain.done():
+            return "waiting_previous_final"
+        return "shown"
 
     async def _emit_partial(self, s: _Sentence, seq: int, tr: Transcript,
                             audio_end: int) -> None:
@@ -418,6 +446,8 @@ class StreamingRecognizer:
             self._maybe_translate(s, audio_end, result.text)
         if first and self.on_timing is not None:
             self.on_timing("first_partial", time.monotonic() - s.opened_at)
+        trace.event(id(self), "partial_out", seg=s.index, seq=seq, first=first,
+                    language=tr.language, text=result.text)
         await self._emit(result)
 
     def _translation_key(self, s: _Sentence) -> tuple[int, int, str]:
@@ -501,6 +531,8 @@ class StreamingRecognizer:
                               allowed_languages=cfg.allowed_languages, task="translate",
                               beam_size=cfg.final_beam, full_window=True, word_timestamps=True),
                 Priority.FINAL)
+        trace.event(id(self), "close", seg=s.index, end_s=end / SR,
+                    speculative_hit=fut is s.spec_future)
         previous = self._chain
         self._chain = self._spawn(self._finalize(s, fut, previous))
 
@@ -553,6 +585,8 @@ class StreamingRecognizer:
             self.stats.finals_emitted += 1
             if group is groups[0] and self.on_timing is not None:
                 self.on_timing("final", time.monotonic() - s.speech_end_at)
+            trace.event(id(self), "final_out", seg=s.index, language=tr.language,
+                        text=result.text)
             self._finals_done += 1
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True
@@ -575,6 +609,7 @@ class StreamingRecognizer:
 
     async def _emit_empty(self, s: _Sentence, tr: Transcript | None) -> None:
         """A segment VAD heard but that held no words (noise, a cough): only if asked for."""
+        trace.event(id(self), "final_empty", seg=s.index)
         if not self.config.report_empty_finals:
             return
         end = s.end if s.end is not None else s.start
