@@ -74,6 +74,14 @@ PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Wh
 # ("Have a great day!"); padding it with silence does not help, real preceding speech does.
 SHORT_SENTENCE_S = 2.0
 CONTEXT_AUDIO_S = 2.0
+# A preview's tokens after its prompt: text and timestamps of fast speech stay under ~10 a second
+# (Mandarin characters are mostly one token each); more is a greedy loop on a short window.
+PREVIEW_TOKENS_PER_S = 12
+PREVIEW_MIN_TOKENS = 16
+# After a preview came back empty (or as silence) before any was shown, the next one is asked for
+# this much audio later, not a whole `partial_interval_s`: on under a second of speech Whisper
+# often returns nothing ("She had" -> ""), and a little more audio is enough.
+RETRY_INTERVAL_S = 0.2
 
 
 @dataclass
@@ -153,6 +161,7 @@ class _Sentence:
     last_partial_end: int = 0
     partial_seq: int = 0
     emitted_partial_seq: int = 0
+    retry_soon: bool = False  # nothing shown yet and the last preview came back empty
     agreement: PreviewAgreement = field(default_factory=PreviewAgreement)
     language: str | None = None
     partial_future: asyncio.Future | None = None
@@ -360,7 +369,9 @@ class StreamingRecognizer:
             return
         now = self._buf.end
         interval = cfg.partial_interval_s
-        if s.partial_seq:
+        if s.retry_soon:
+            interval = min(interval, RETRY_INTERVAL_S)
+        elif s.partial_seq:
             # Later previews back off when decoding is slow (a loaded machine): each one costs
             # every stream latency, and the newest replaces the older anyway.
             interval = max(interval, 1.5 * self._sched.stats.partial_latency_ema_s)
@@ -372,18 +383,21 @@ class StreamingRecognizer:
             return  # a fraction of a word: Whisper tends to invent text ("you") for it
         s.last_partial_end = now
         s.partial_seq += 1
-        opts = DecodeOptions(language=s.language or cfg.language,
-                             allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
-                             full_window=False, word_timestamps=False, prefix=s.committed or None,
-                             prompt=cfg.prompt, hotwords=cfg.hotwords, temperature_fallback=False)
-        # Previews are coalesced per sentence: a newer one replaces a queued older one.
-        key = (id(self), s.start)
-        self._partial_keys.add(key)
+        s.retry_soon = False
         # Trailing silence gives Whisper room to invent (repeat) text: stop the window shortly
         # after the last voiced frame.
         end = min(now, s.speech_end + self._ms(cfg.tail_ms))
+        opts = DecodeOptions(language=s.language or cfg.language,
+                             allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
+                             full_window=False, word_timestamps=False, prefix=s.committed or None,
+                             prompt=cfg.prompt, hotwords=cfg.hotwords, temperature_fallback=False,
+                             max_new_tokens=PREVIEW_MIN_TOKENS
+                             + int(PREVIEW_TOKENS_PER_S * (end - s.start) / SR))
+        # Previews are coalesced per sentence: a newer one replaces a queued older one.
+        key = (id(self), s.start)
+        self._partial_keys.add(key)
         fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key,
-                           first=s.partial_seq == 1)
+                           first=not s.emitted_partial_seq)
         s.partial_future = fut
         trace.event(id(self), "preview_submit", seg=s.index, seq=s.partial_seq, at_s=now / SR,
                     audio_s=(end - s.start) / SR, language=opts.language, prefix=opts.prefix)
@@ -398,13 +412,20 @@ class StreamingRecognizer:
                         language=tr.language if tr else None, text=tr.text if tr else None,
                         no_speech=round(tr.no_speech_prob, 3) if tr else None)
         if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH:
+            if tr is not None and seq == s.partial_seq and not s.emitted_partial_seq:
+                s.retry_soon = True  # nothing to show yet: ask again soon, not an interval later
             return
         if s.latest_partial is None or seq > s.latest_partial[0]:
             s.latest_partial = (seq, tr, audio_end)
-        if self._open is not s or seq <= s.emitted_partial_seq:
+        while self._chain is not None and not self._chain.done():
+            # The previous sentence's final is not out yet: keep the order, and show this
+            # preview as soon as it is (not a preview interval later). `wait`, not `gather`:
+            # cancelling this task (close) must not cancel the finals.
+            await asyncio.wait({self._chain})
+        if self._closed or self._open is not s or seq <= s.emitted_partial_seq:
             return  # closed meanwhile (its finalizer decides), or a newer preview went out
-        if self._chain is not None and not self._chain.done():
-            return  # the previous sentence's final is not out yet: keep the order
+        if s.latest_partial is not None and s.latest_partial[0] > seq:
+            return  # a newer preview came back while this one waited: it goes out instead
         await self._emit_partial(s, seq, tr, audio_end)
 
     def _preview_outcome(self, s: _Sentence, seq: int, tr: Transcript | None) -> str:
@@ -422,7 +443,7 @@ class StreamingRecognizer:
         if seq <= s.emitted_partial_seq:
             return "older"
         if self._chain is not None and not self._chain.done():
-            return "waiting_previous_final"
+            return "held_for_previous_final"
         return "shown"
 
     async def _emit_partial(self, s: _Sentence, seq: int, tr: Transcript,

@@ -59,3 +59,8 @@ class DecodeOptions:
     prompt: str | None = None  # context fed to the decoder as previous text
     hotwords: tuple = ()  # Hotword entries: added to the prompt when they fit the language
     temperature_fallback: bool = True  # retry with sampling when the output looks degenerate
+    # At most this many tokens after the prompt (None: the model's limit). Previews set it from
+    # their audio's length: on a short window greedy decoding sometimes loops ("printing printing
+    # ...") up to the model's 448 tokens, ~1 s of CPU for 0.1 s of work, holding every stream's
+    # previews batched with it; the loop is trimmed from the text anyway.
+    max_new_tokens: int | None = None

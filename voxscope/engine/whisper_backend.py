@@ -130,7 +130,8 @@ class WhisperBackend:
             tokenizers.append(tok)
             prompts.append(self._prompt(tok, opts))
 
-        raw = self._generate(enc, prompts, tokenizers, beam)
+        raw = self._generate(enc, prompts, tokenizers, beam,
+                             [o.max_new_tokens for _, o in items])
         out: list[Transcript] = []
         tails: list[tuple[int, float]] = []
         for b, ((_audio, opts), res) in enumerate(zip(items, raw, strict=True)):
@@ -183,18 +184,25 @@ class WhisperBackend:
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
 
     def _generate(self, enc: ctranslate2.StorageView, prompts: list[list[int]],
-                  tokenizers: list[Tokenizer], beam: int) -> list:
+                  tokenizers: list[Tokenizer], beam: int,
+                  max_new: list[int | None] | None = None) -> list:
         """One generate call per start-of-transcript position: CTranslate2 requires it to be
-        the same across a batch, and context prompts (previous text) of different lengths move it."""
+        the same across a batch, and context prompts (previous text) of different lengths move it.
+        `max_new`: per item, at most this many tokens after its prompt (a call takes the largest)."""
         by_sot: dict[int, list[int]] = defaultdict(list)
         for b, (prompt, tok) in enumerate(zip(prompts, tokenizers, strict=True)):
             by_sot[prompt.index(tok.sot)].append(b)
         raw: list = [None] * len(prompts)
         for idxs in by_sot.values():
             sub = enc if len(idxs) == len(prompts) else _select(enc, idxs)
+            limit = self._fw.max_length
+            if max_new is not None and all(max_new[b] is not None for b in idxs):
+                # Counted with the prompt, so a cap never cuts real text whichever way the
+                # model counts it.
+                limit = min(limit, max(len(prompts[b]) + (max_new[b] or 0) for b in idxs))
             results = self._model.generate(
                 sub, [prompts[b] for b in idxs], beam_size=beam, patience=1.0, length_penalty=1.0,
-                max_length=self._fw.max_length, return_scores=True, return_no_speech_prob=True,
+                max_length=limit, return_scores=True, return_no_speech_prob=True,
                 suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizers[idxs[0]], [-1]),
                 max_initial_timestamp_index=50,
             )

@@ -1,0 +1,148 @@
+"""What brings a sentence's first partial sooner (issue 12, First partial), checked by order and
+content, never by time:
+
+- a preview's decode is capped in tokens by its audio's length (a greedy loop on a short window ran
+  to the model's 448 tokens: ~1 s for a first preview instead of ~0.1 s), and the cap does not
+  change what a preview says;
+- a preview that came back empty before any was shown is asked for again after a little more
+  audio, not a whole preview interval later;
+- a preview held back because the previous sentence's final was not out yet goes out right after
+  that final, not with the next preview.
+
+The driver parts run without the model (tests/engine/test_recognizer_driver.py's fakes); the cap
+runs the real model in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from tests.engine.test_recognizer_driver import Session, settle, silence, speech
+from tests.support import clip_pcm
+from voxscope.engine.model_store import ModelStore
+from voxscope.engine.recognizer import (
+    PREVIEW_MIN_TOKENS,
+    PREVIEW_TOKENS_PER_S,
+    RETRY_INTERVAL_S,
+)
+from voxscope.engine.types import DecodeOptions, Priority
+from voxscope.engine.whisper_backend import WhisperBackend
+
+SR = 16000
+
+
+def previews(s: Session) -> list:
+    return [r for r in s.sched.requests if r.priority == Priority.PARTIAL]
+
+
+def test_previews_are_capped_by_their_audio_finals_are_not():
+    async def main() -> None:
+        s = Session(max_sentence_silence_ms=600)
+        await s.feed(np.concatenate([silence(0.512), speech(2.0)]))
+        first, *later = previews(s)
+        assert later, "a second preview once the interval passed"
+        for r in (first, later[-1]):
+            seconds = r.audio.size / SR
+            assert r.options.max_new_tokens == PREVIEW_MIN_TOKENS + int(PREVIEW_TOKENS_PER_S
+                                                                        * seconds)
+        assert later[-1].options.max_new_tokens > first.options.max_new_tokens
+        await s.feed(silence(1.0))
+        # (a queued preview promoted to final priority keeps its cap: it is still a preview)
+        finals = [r for r in s.sched.requests if r.final and r.options.beam_size > 1]
+        assert finals and all(r.options.max_new_tokens is None for r in finals)
+        s.rec.close()
+
+    asyncio.run(main())
+
+
+def test_an_empty_first_preview_is_asked_for_again_soon():
+    async def main() -> None:
+        s = Session(partial_interval_s=0.6)
+        await s.feed(np.concatenate([silence(0.512), speech(0.5)]))
+        (first,) = previews(s)
+        s.sched.resolve(first, "")  # Whisper heard too little: nothing to show
+        await settle()
+        assert s.results == []
+        # A little more speech, well under the preview interval: the next preview is asked for.
+        await s.feed(speech(RETRY_INTERVAL_S + 0.1))
+        assert len(previews(s)) == 2
+        second = previews(s)[1]
+        s.sched.resolve(second, "She had")
+        await settle()
+        assert [(r.final, r.text) for r in s.results] == [(False, "She had")]
+        # Once something is shown, previews come at the interval again.
+        await s.feed(speech(RETRY_INTERVAL_S + 0.1))
+        assert len(previews(s)) == 2
+        s.rec.close()
+
+    asyncio.run(main())
+
+
+def test_a_preview_held_for_the_previous_final_goes_out_right_after_it():
+    async def main() -> None:
+        s = Session(max_sentence_silence_ms=600, partial_interval_s=0.3)
+        await s.feed(speech(1.5))
+        for r in s.sched.pending(final=False):
+            s.sched.resolve(r, "first")
+        await s.feed(silence(1.0))  # sentence 1 closes; its final is not answered yet
+        await s.feed(speech(1.0))
+        held = s.sched.pending(final=False)
+        assert held
+        for r in held:
+            s.sched.resolve(r, "second sentence")
+        await settle()
+        assert all(r.sentence_id == 1 for r in s.results), "sentence 2 overtook sentence 1's final"
+        n_previews = len(previews(s))
+        for r in s.sched.pending(final=True):
+            s.sched.resolve(r, "First sentence.")
+        await settle()
+        # No more audio and no new preview decode: the held preview itself follows the final.
+        assert len(previews(s)) == n_previews
+        assert [(r.sentence_id, r.final, r.text) for r in s.results][-2:] == [
+            (1, True, "First sentence."), (2, False, "second sentence")]
+        s.rec.close()
+
+    asyncio.run(main())
+
+
+def test_closing_while_a_preview_is_held_keeps_the_final():
+    async def main() -> None:
+        s = Session(max_sentence_silence_ms=600, partial_interval_s=0.3)
+        await s.feed(speech(1.5))
+        await s.feed(silence(1.0))
+        await s.feed(speech(1.0))
+        for r in s.sched.pending(final=False):
+            s.sched.resolve(r, "words")
+        await settle()
+        finals = s.sched.pending(final=True)
+        abandon = asyncio.get_running_loop().create_task(s.rec.abandon())
+        await settle()
+        for r in finals:
+            s.sched.resolve(r, "First sentence.")
+        await asyncio.wait_for(abandon, 60)
+        assert [r.text for r in s.finals] == ["First sentence."]
+
+    asyncio.run(main())
+
+
+@pytest.fixture(scope="module")
+def backend() -> WhisperBackend:
+    return WhisperBackend(ModelStore().resolve("whisper-base"))
+
+
+def test_the_token_cap_keeps_a_looping_preview_short_and_its_text(backend):
+    # The first 0.8 s of this sentence ("Printing, in ...", speech from 0.06 s): greedy
+    # decoding loops on "printing" until the model's length limit when uncapped.
+    pcm = np.frombuffer(clip_pcm("en_ljspeech_LJ001-0001"), dtype="<i2").astype(np.float32)
+    audio = pcm[: int(0.8 * SR)] / 32768
+    opts = DecodeOptions(language="en", beam_size=1, full_window=False, word_timestamps=False,
+                         temperature_fallback=False)
+    cap = PREVIEW_MIN_TOKENS + int(PREVIEW_TOKENS_PER_S * audio.size / SR)
+    free, capped = backend.decode_batch([(audio, opts)])[0], backend.decode_batch(
+        [(audio, DecodeOptions(**{**opts.__dict__, "max_new_tokens": cap}))])[0]
+    assert capped.text == free.text
+    assert capped.text.lower().startswith("printing")
+    assert len(capped.tokens) <= cap
