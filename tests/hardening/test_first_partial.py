@@ -146,3 +146,23 @@ def test_the_token_cap_keeps_a_looping_preview_short_and_its_text(backend):
     assert capped.text == free.text
     assert capped.text.lower().startswith("printing")
     assert len(capped.tokens) <= cap
+
+
+def test_min_partial_speech_follows_the_setting():
+    # Settings.min_partial_speech_ms reaches the recognizer through Settings.stream_options: the
+    # first preview is asked for once that much speech is in (the sentence opens 300 ms before
+    # its first voiced frame), not before.
+    from voxscope.config import load_settings
+
+    async def first_preview_at(ms: int) -> float:
+        s = Session(**load_settings(min_partial_speech_ms=ms).stream_options())
+        await s.feed(silence(0.512))
+        fed = 0.0
+        while not previews(s):
+            await s.feed(speech(0.1))
+            fed += 0.1
+        s.rec.close()
+        return round(fed, 1)
+
+    assert asyncio.run(first_preview_at(400)) == 0.5
+    assert asyncio.run(first_preview_at(250)) == 0.3
