@@ -24,11 +24,12 @@ from tests.engine.test_recognizer_driver import Session, settle, silence, speech
 from tests.support import clip_pcm
 from voxscope.engine.model_store import ModelStore
 from voxscope.engine.recognizer import (
+    LANGUAGE_CHECK_S,
     PREVIEW_MIN_TOKENS,
     PREVIEW_TOKENS_PER_S,
     RETRY_INTERVAL_S,
 )
-from voxscope.engine.types import DecodeOptions, Priority
+from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.whisper_backend import WhisperBackend
 
 SR = 16000
@@ -166,3 +167,70 @@ def test_min_partial_speech_follows_the_setting():
 
     assert asyncio.run(first_preview_at(400)) == 0.5
     assert asyncio.run(first_preview_at(250)) == 0.3
+
+
+def answer(r, text: str, language: str) -> None:
+    """Resolve a fake decode with `text` in `language` (FakeScheduler.resolve says "en")."""
+    if not r.future.done() and r.future.set_running_or_notify_cancel():
+        words = [Word(0.0, 0.5, w, "", " " + w) for w in text.split()]
+        r.future.set_result(Transcript(text, words, language, 0.97, 0.01))
+
+
+def test_a_sentence_in_another_language_gets_previews_in_it():
+    # The stream's last final was English; the next sentence is Mandarin. Its first previews keep
+    # English (detection on under a second is unreliable), one preview of a longer window checks
+    # the language with English as the hint, and once detection says Mandarin, the previews are
+    # Mandarin (before: English, Whisper translating, until the final).
+    async def main() -> None:
+        s = Session(max_sentence_silence_ms=600, partial_interval_s=0.3)
+        await s.feed(np.concatenate([silence(0.512), speech(1.0)]))
+        for r in s.sched.pending(final=False):
+            answer(r, "Hello there", "en")
+        await s.feed(silence(1.0))
+        for r in s.sched.pending(final=True):
+            answer(r, "Hello there.", "en")
+        await s.feed(silence(0.5))
+        n = len(previews(s))
+        await s.feed(speech(0.6))
+        first = previews(s)[n]
+        assert (first.options.language, first.options.language_hint) == ("en", None)
+        answer(first, "I think", "en")
+        await settle()
+        while True:
+            await s.feed(speech(0.1))
+            check = previews(s)[-1]
+            if check.options.language is None:
+                break
+            assert check.audio.size < LANGUAGE_CHECK_S * SR
+            answer(check, "I think", "en")
+        assert check.options.language_hint == "en" and check.options.prefix is None
+        assert check.audio.size >= LANGUAGE_CHECK_S * SR
+        answer(check, "我认为", "zh")
+        await settle()
+        assert s.results[-1].text.replace(" ", "") == "我认为" and not s.results[-1].final
+        await s.feed(speech(0.6))  # past the preview interval (0.45 s: it backs off)
+        later = previews(s)[-1]
+        assert later is not check and later.options.language == "zh"
+        s.rec.close()
+
+    asyncio.run(main())
+
+
+class StubDetector:
+    def __init__(self, ranked: list[tuple[str, float]]) -> None:
+        self.ranked = [(f"<|{code}|>", p) for code, p in ranked]
+
+    def detect_language(self, enc):
+        return [self.ranked]
+
+
+@pytest.mark.parametrize("ranked, expected", [
+    ([("zh", 0.97), ("en", 0.01)], ("zh", 0.97)),  # clearly another language: detection wins
+    ([("ja", 0.26), ("en", 0.19)], ("en", 0.19)),  # a guess: the hint stays
+    ([("en", 0.63), ("tl", 0.12)], ("en", 0.63)),
+])
+def test_detection_overrides_a_language_hint_only_when_sure(ranked, expected):
+    be = object.__new__(WhisperBackend)
+    be.multilingual, be._model = True, StubDetector(ranked)  # type: ignore[assignment]
+    langs, probs = be._languages(None, [DecodeOptions(language=None, language_hint="en")])
+    assert (langs[0], probs[0]) == expected

@@ -82,6 +82,11 @@ PREVIEW_MIN_TOKENS = 16
 # this much audio later, not a whole `partial_interval_s`: on under a second of speech Whisper
 # often returns nothing ("She had" -> ""), and a little more audio is enough.
 RETRY_INTERVAL_S = 0.2
+# A preview window this long (pre-roll included) checks the sentence's language once, when the
+# stream's language was only carried over from its last final: shorter ones keep that language
+# (detection on under a second of speech is often wrong: English as Mandarin at 0.99), so a
+# Mandarin sentence after English ones showed English previews (Whisper translating) until its final.
+LANGUAGE_CHECK_S = 1.3
 
 
 @dataclass
@@ -162,6 +167,7 @@ class _Sentence:
     partial_seq: int = 0
     emitted_partial_seq: int = 0
     retry_soon: bool = False  # nothing shown yet and the last preview came back empty
+    language_check_seq: int = 0  # the preview that checks a carried-over language (0: none yet)
     agreement: PreviewAgreement = field(default_factory=PreviewAgreement)
     language: str | None = None
     partial_future: asyncio.Future | None = None
@@ -387,9 +393,16 @@ class StreamingRecognizer:
         # Trailing silence gives Whisper room to invent (repeat) text: stop the window shortly
         # after the last voiced frame.
         end = min(now, s.speech_end + self._ms(cfg.tail_ms))
-        opts = DecodeOptions(language=s.language or cfg.language,
+        language, hint, prefix = s.language or cfg.language, None, s.committed or None
+        if (cfg.language is None and s.language is not None and not s.language_check_seq
+                and end - s.start >= self._ms(LANGUAGE_CHECK_S * 1000)):
+            # Detect, keeping the carried-over language unless clearly another; no agreed text
+            # forced: it is in the carried-over language.
+            language, hint, prefix = None, s.language, None
+            s.language_check_seq = s.partial_seq
+        opts = DecodeOptions(language=language, language_hint=hint,
                              allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
-                             full_window=False, word_timestamps=False, prefix=s.committed or None,
+                             full_window=False, word_timestamps=False, prefix=prefix,
                              prompt=cfg.prompt, hotwords=cfg.hotwords, temperature_fallback=False,
                              max_new_tokens=PREVIEW_MIN_TOKENS
                              + int(PREVIEW_TOKENS_PER_S * (end - s.start) / SR))
@@ -414,7 +427,15 @@ class StreamingRecognizer:
         if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH:
             if tr is not None and seq == s.partial_seq and not s.emitted_partial_seq:
                 s.retry_soon = True  # nothing to show yet: ask again soon, not an interval later
+            if seq == s.language_check_seq:
+                s.language_check_seq = 0  # nothing learnt: the next preview checks
             return
+        if seq == s.language_check_seq and tr.language != s.language:
+            # The sentence is in another language than the stream's last one: its previews
+            # follow, and text agreed in the old language is no prefix for them.
+            s.language, s.agreement = tr.language, PreviewAgreement()
+        elif s.language_check_seq and seq > s.language_check_seq and tr.language != s.language:
+            return  # asked for in the old language before the check came back: stale
         if s.latest_partial is None or seq > s.latest_partial[0]:
             s.latest_partial = (seq, tr, audio_end)
         while self._chain is not None and not self._chain.done():

@@ -64,3 +64,6 @@ class DecodeOptions:
     # ...") up to the model's 448 tokens, ~1 s of CPU for 0.1 s of work, holding every stream's
     # previews batched with it; the loop is trimmed from the text anyway.
     max_new_tokens: int | None = None
+    # With `language` None: the language to keep unless detection is sure of another (a
+    # stream's last language for a preview: detection on a second of speech is often wrong).
+    language_hint: str | None = None

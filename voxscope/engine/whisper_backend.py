@@ -41,6 +41,9 @@ SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame
 FULL_FRAMES = 3000  # 30 s
 SHORT_PAD_FRAMES = 100  # 1 s of padding after the audio in short windows
+# Detection overrides a language hint only this sure: on ~1.3 s windows, Mandarin after English
+# came out at 0.91-1.00, English clips' wrong guesses at most 0.29 (benchmarks/RESULTS.md).
+HINT_OVERRIDE_P = 0.9
 MAX_SAMPLES = 30 * SAMPLE_RATE
 TIME_PRECISION = 0.02  # seconds per timestamp token
 
@@ -260,6 +263,10 @@ class WhisperBackend:
                     break
             else:
                 langs[b], probs[b] = detected[b][0][0][2:-2], detected[b][0][1]
+            hint = o.language_hint
+            if hint and langs[b] != hint and probs[b] < HINT_OVERRIDE_P:
+                langs[b] = hint
+                probs[b] = next((p for t, p in detected[b] if t[2:-2] == hint), 0.0)
         return langs, probs  # type: ignore[return-value]
 
     def _prompt(self, tok: Tokenizer, opts: DecodeOptions) -> list[int]:
