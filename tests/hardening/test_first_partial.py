@@ -134,19 +134,27 @@ def backend() -> WhisperBackend:
     return WhisperBackend(ModelStore().resolve("whisper-base"))
 
 
-def test_the_token_cap_keeps_a_looping_preview_short_and_its_text(backend):
-    # The first 0.8 s of this sentence ("Printing, in ...", speech from 0.06 s): greedy
-    # decoding loops on "printing" until the model's length limit when uncapped.
-    pcm = np.frombuffer(clip_pcm("en_ljspeech_LJ001-0001"), dtype="<i2").astype(np.float32)
-    audio = pcm[: int(0.8 * SR)] / 32768
-    opts = DecodeOptions(language="en", beam_size=1, full_window=False, word_timestamps=False,
-                         temperature_fallback=False)
-    cap = PREVIEW_MIN_TOKENS + int(PREVIEW_TOKENS_PER_S * audio.size / SR)
-    free, capped = backend.decode_batch([(audio, opts)])[0], backend.decode_batch(
-        [(audio, DecodeOptions(**{**opts.__dict__, "max_new_tokens": cap}))])[0]
-    assert capped.text == free.text
-    assert capped.text.lower().startswith("printing")
-    assert len(capped.tokens) <= cap
+def test_a_capped_preview_that_loops_says_nothing_others_keep_their_text(backend):
+    def audio(clip: str, seconds: float) -> np.ndarray:
+        pcm = np.frombuffer(clip_pcm(clip), dtype="<i2").astype(np.float32) / 32768
+        return pcm[: int(seconds * SR)]
+
+    def opts(a: np.ndarray, cap: bool) -> DecodeOptions:
+        n = PREVIEW_MIN_TOKENS + int(PREVIEW_TOKENS_PER_S * a.size / SR) if cap else None
+        return DecodeOptions(language="en", beam_size=1, full_window=False,
+                             word_timestamps=False, temperature_fallback=False, max_new_tokens=n)
+
+    # The first 0.8 s of "Printing, in the only sense ..." (speech from 0.06 s): greedy decoding
+    # loops ("printing printing ...") until the model's length limit when uncapped; capped it
+    # stops early and shows nothing rather than a loop.
+    loop = audio("en_ljspeech_LJ001-0001", 0.8)
+    free, capped = (backend.decode_batch([(loop, opts(loop, cap))])[0] for cap in (False, True))
+    assert free.text.lower().startswith("printing") and len(free.tokens) > 2 * len(capped.tokens)
+    assert capped.empty
+    # A phrase that ends ("Ever tried.") says the same capped or not.
+    phrase = audio("en_beckett", 1.4)
+    free, capped = (backend.decode_batch([(phrase, opts(phrase, cap))])[0] for cap in (False, True))
+    assert capped.text == free.text and "tried" in capped.text.lower()
 
 
 def test_min_partial_speech_follows_the_setting():

@@ -133,13 +133,18 @@ class WhisperBackend:
             tokenizers.append(tok)
             prompts.append(self._prompt(tok, opts))
 
+        capped = [False] * len(items)  # which generations stopped at their max_new_tokens
         raw = self._generate(enc, prompts, tokenizers, beam,
-                             [o.max_new_tokens for _, o in items])
+                             [o.max_new_tokens for _, o in items], capped)
         out: list[Transcript] = []
         tails: list[tuple[int, float]] = []
         for b, ((_audio, opts), res) in enumerate(zip(items, raw, strict=True)):
             duration = contents[b] * HOP / SAMPLE_RATE
             tr = self._parse(res, tokenizers[b], langs[b], lang_probs[b], duration)
+            if capped[b]:
+                # It ran into its cap without ending: a loop (uncapped it would have run to the
+                # model's limit, usually to be dropped by the guards). Nothing to show.
+                tr = replace(tr, text="", words=[], tokens=[])
             if opts.temperature_fallback and self._degenerate(tr):
                 tr = self._fallback(enc, b, batch.shape[0], tokenizers[b], prompts[b], tr,
                                     langs[b], lang_probs[b], duration)
@@ -188,10 +193,12 @@ class WhisperBackend:
 
     def _generate(self, enc: ctranslate2.StorageView, prompts: list[list[int]],
                   tokenizers: list[Tokenizer], beam: int,
-                  max_new: list[int | None] | None = None) -> list:
+                  max_new: list[int | None] | None = None,
+                  capped: list[bool] | None = None) -> list:
         """One generate call per start-of-transcript position: CTranslate2 requires it to be
         the same across a batch, and context prompts (previous text) of different lengths move it.
-        `max_new`: per item, at most this many tokens after its prompt (a call takes the largest)."""
+        `max_new`: per item, about this many tokens after its prompt at most (a call takes the
+        largest); `capped[b]` is set where a generation stopped there rather than at its end."""
         by_sot: dict[int, list[int]] = defaultdict(list)
         for b, (prompt, tok) in enumerate(zip(prompts, tokenizers, strict=True)):
             by_sot[prompt.index(tok.sot)].append(b)
@@ -199,10 +206,11 @@ class WhisperBackend:
         for idxs in by_sot.values():
             sub = enc if len(idxs) == len(prompts) else _select(enc, idxs)
             limit = self._fw.max_length
-            if max_new is not None and all(max_new[b] is not None for b in idxs):
-                # Counted with the prompt, so a cap never cuts real text whichever way the
-                # model counts it.
-                limit = min(limit, max(len(prompts[b]) + (max_new[b] or 0) for b in idxs))
+            capping = max_new is not None and all(max_new[b] is not None for b in idxs)
+            if capping:
+                # Measured with CTranslate2 4.x: a Whisper result (prompt after the SOT sequence
+                # included) stops at max_length // 2 tokens (448 -> 224): twice prompt + cap.
+                limit = min(limit, max(2 * (len(prompts[b]) + (max_new[b] or 0)) for b in idxs))
             results = self._model.generate(
                 sub, [prompts[b] for b in idxs], beam_size=beam, patience=1.0, length_penalty=1.0,
                 max_length=limit, return_scores=True, return_no_speech_prob=True,
@@ -211,6 +219,8 @@ class WhisperBackend:
             )
             for b, res in zip(idxs, results, strict=True):
                 raw[b] = res
+                if capping and capped is not None and max_new is not None:
+                    capped[b] = len(res.sequences_ids[0]) >= limit // 2
         return raw
 
     def _decode_tails(self, items: list[tuple[np.ndarray, DecodeOptions]], out: list[Transcript],
