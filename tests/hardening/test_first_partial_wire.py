@@ -1,5 +1,5 @@
 """A stream's first partials on the wire (issue 12, First partial), through the official SDK against
-a real `voxscope serve`: an English phrase, a pause, then a Mandarin sentence, at real-time pace.
+a real `voxscope serve`: an English sentence, a pause, then a Mandarin sentence, at real-time pace.
 
 - every sentence shows a partial before its final, and a sentence's results never come before the
   previous sentence's final (previews held for it go out after it);
@@ -62,18 +62,19 @@ def stream(server, pcm: bytes) -> list[dict]:
 
 
 def test_partials_in_order_and_in_the_sentences_language(server):
-    phrase = clip_pcm("en_beckett")[int(0.1 * 16000) * 2:int(1.4 * 16000) * 2]  # "Ever tried."
-    pcm = (silence_pcm(0.5) + phrase + silence_pcm(2.5) + clip_pcm("zh_paddlespeech_zh")
-           + silence_pcm(2.0))
+    # An English sentence long enough for its final to set the stream's language ("Ever
+    # tried." alone is not: its language is detected again), then Mandarin.
+    pcm = (silence_pcm(0.5) + clip_pcm("en_ldc93s1") + silence_pcm(2.5)
+           + clip_pcm("zh_paddlespeech_zh") + silence_pcm(2.0))
     events = [e for e in stream(server, pcm) if e["text"]]
-    # Paraformer's sentences carry no id: the phrase begins near 0.2 s, the Mandarin sentence
-    # after 4 s (pre-roll included).
-    kinds = ["en" if e["begin_time"] < 3000 else "zh" for e in events]
+    # Paraformer's sentences carry no id: the English one begins near 0.5 s, the Mandarin one
+    # after 6 s (pre-roll included).
+    kinds = ["en" if e["begin_time"] < 5000 else "zh" for e in events]
     finals = {k: e["text"] for k, e in zip(kinds, events, strict=True) if e["sentence_end"]}
     assert sorted(finals) == ["en", "zh"] and len(finals) == sum(e["sentence_end"] for e in events)
     assert not CJK.search(finals["en"]) and CJK.search(finals["zh"]), finals
-    # Order: the phrase's partials, its final, then the sentence's partials and final: nothing of
-    # the sentence before the phrase's final, a partial before each final.
+    # Order: the first sentence's partials, its final, then the second's partials and final:
+    # nothing of the second before the first one's final, a partial before each final.
     order = [(k, e["sentence_end"]) for k, e in zip(kinds, events, strict=True)]
     collapsed = [x for i, x in enumerate(order) if i == 0 or order[i - 1] != x]
     assert collapsed == [("en", False), ("en", True), ("zh", False), ("zh", True)], order
