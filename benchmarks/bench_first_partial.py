@@ -9,6 +9,10 @@ separately for short phrases and sentences; a phrase that got no partial at all 
 counts with its final's delay, since that is when the user first sees something.
 
     python benchmarks/bench_first_partial.py --streams 1 4 --baseline-set first_preview_ahead=false
+
+`--trace` runs the servers with VOXSCOPE_TRACE=1 and prints, per utterance, where its first
+partial's time went (engine/streaming/trace.py): sentence opened, first preview submitted, what
+each preview decode came to (shown, or dropped and why) and the model's batches around it.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def build(seed: int) -> tuple[bytes, list[tuple[float, float, str]]]:
 
 def client(url_ws: str, pcm: bytes, utterances, out: dict) -> None:
     t0, events = sdk_stream(url_ws, pcm, out)
+    out["t0"], out["utterances"] = t0, utterances
     rows = []
     for onset, end, kind in utterances:
         mine = [(t - t0, s) for t, s in events if s["text"]
@@ -86,6 +91,8 @@ def main() -> None:
                     help="also run, in the same run, a server with these settings (the baseline), "
                          "e.g. first_preview_ahead=false")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--trace", action="store_true",
+                    help="trace each utterance's steps in the server (VOXSCOPE_TRACE=1)")
     args = ap.parse_args()
     modes = [("settings", args.set)]
     if args.baseline_set is not None:
@@ -96,16 +103,17 @@ def main() -> None:
           f"{'sentence 1st p50/p95':>21} {'final p50/p95':>14} {'errors':>6}")
     for mode, sets in modes:
         overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in sets)}
-        run_mode(mode, overrides, args.streams, results)
+        run_mode(mode, overrides, args.streams, results, args.trace)
     results["loadavg_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 
 
-def run_mode(mode: str, overrides: dict, streams: list[int], results: dict) -> None:
-    server = ServerProcess(config={"server": {"max_sessions": max(streams) + 2,
-                                              **overrides}}).start()
+def run_mode(mode: str, overrides: dict, streams: list[int], results: dict,
+             traced: bool = False) -> None:
+    server = ServerProcess(config={"server": {"max_sessions": max(streams) + 2, **overrides}},
+                           env={"VOXSCOPE_TRACE": "1"} if traced else {}).start()
     try:
         for n in streams:
             outs: list[dict] = [{} for _ in range(n)]
@@ -137,8 +145,75 @@ def run_mode(mode: str, overrides: dict, streams: list[int], results: dict) -> N
                   f"{row['sentence_first_p50']:>9.2f} / {row['sentence_first_p95']:<9.2f} "
                   f"{row['final_p50']:>5.2f} / {row['final_p95']:<6.2f} {len(row['errors']):>6}",
                   flush=True)
+            if traced:
+                row["trace"] = explain(server.log_path.read_text(errors="replace"), outs)
     finally:
         server.stop()
+
+
+def _matches(events: list[dict], t0: float, utterances) -> int:
+    """How many of a client's utterance onsets a traced stream opened a sentence at."""
+    opens = [e for e in events if e["ev"] == "open" and e["t"] >= t0]
+    return sum(1 for onset, _, _ in utterances
+               if any(abs(e["start_s"] + 0.3 - onset) < 0.4 for e in opens))
+
+
+def explain(log: str, outs: list[dict]) -> list[dict]:
+    """Per utterance, its steps in the server, in seconds after its onset was sent (printed)."""
+    from voxscope.engine.streaming.trace import parse
+
+    evs = [e for e in map(parse, log.splitlines()) if e is not None]
+    batches = [e for e in evs if e["ev"] == "batch"]
+    by_stream: dict[int, list[dict]] = {}
+    for e in evs:
+        if e["stream"]:
+            by_stream.setdefault(e["stream"], []).append(e)
+    rows = []
+    taken: set[int] = set()
+    for k, out in enumerate(outs):
+        if "t0" not in out:
+            continue
+        t0, utt = out["t0"], out["utterances"]
+        # The client's stream: the one whose sentences opened at its onsets, during its run.
+        free = [sid for sid in by_stream if sid not in taken]
+        if not free:
+            break
+        sid = max(free, key=lambda sid: _matches(by_stream[sid], t0, utt))
+        taken.add(sid)
+        mine = [e for e in by_stream[sid] if e["t"] >= t0]
+        for onset, _end, kind in utt:
+            at = t0 + onset
+            opened = next((e for e in mine if e["ev"] == "open"
+                           and abs(e["start_s"] + 0.3 - onset) < 0.4), None)
+            if opened is None:
+                rows.append({"client": k, "kind": kind, "onset_s": onset, "opened": None})
+                continue
+            seg = [e for e in mine if e.get("seg") == opened["seg"]]
+            steps = []
+            for e in seg:
+                d = round(e["t"] - at, 2)
+                if e["ev"] == "preview_submit":
+                    steps.append(f"{d:+.2f} submit#{e['seq']} ({e['audio_s']:.2f} s, "
+                                 f"lang {e['language']})")
+                elif e["ev"] == "preview_result":
+                    b = max((b for b in batches if b["t"] <= e["t"] + 0.01),
+                            key=lambda b: b["t"], default=None)
+                    dec = f", batch {b['priority']} x{b['size']} {b['decode_s']:.2f} s" if b else ""
+                    steps.append(f"{d:+.2f} result#{e['seq']} {e['outcome']} "
+                                 f"[{e['language']}] {e['text']!r}{dec}")
+                elif e["ev"] in ("partial_out", "final_out", "close", "final_empty"):
+                    steps.append(f"{d:+.2f} {e['ev']} {e.get('text', '')!r}")
+            finals_busy = sum(b["decode_s"] for b in batches if b["priority"] == "final"
+                              and at <= b["t"] <= at + 1.5)
+            row = {"client": k, "kind": kind, "onset_s": round(onset, 2),
+                   "opened": round(opened["t"] - at, 2), "steps": steps,
+                   "final_decode_s_in_first_1.5s": round(finals_busy, 2)}
+            rows.append(row)
+            print(f"  client {k} {kind:8} onset {onset:6.2f} s: opened {row['opened']:+.2f}; "
+                  f"finals decoding in its first 1.5 s: {finals_busy:.2f} s")
+            for step in steps:
+                print(f"      {step}")
+    return rows
 
 
 if __name__ == "__main__":

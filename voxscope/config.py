@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 10.0
     max_frame_bytes: int = 1 << 20
     shutdown_drain_s: float = 10.0  # on SIGTERM, running sessions may finish this long
+    # Speech a sentence needs before its first preview: less shows something sooner, but on a
+    # fraction of a word Whisper invents text ("you"); see benchmarks/RESULTS.md, "First partial".
+    min_partial_speech_ms: int = 400
     partial_interval_s: float = 0.6
     # The window a realtime sentence's final is decoded in: "full" pads it to Whisper's 30 s like
     # faster-whisper; "short" to the audio plus 1 s, as previews are, and a short final that looks
@@ -183,7 +186,8 @@ class Settings(BaseSettings):
         """The server-wide settings of every realtime recognizer (RecognizerConfig fields), one
         place for the protocols that build one."""
         return {"partial_interval_s": self.partial_interval_s,
-                "final_full_window": self.final_window == "full"}
+                "final_full_window": self.final_window == "full",
+                "min_partial_speech_ms": self.min_partial_speech_ms}
 
     @property
     def auth_enabled(self) -> bool:

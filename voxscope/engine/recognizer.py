@@ -35,6 +35,7 @@ import numpy as np
 
 from voxscope.engine.hotwords import Hotword
 from voxscope.engine.scheduler import InferenceScheduler
+from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
 from voxscope.engine.streaming.final_guard import better, weak_reason
 from voxscope.engine.streaming.results import ResultWord as ResultWord
@@ -74,6 +75,19 @@ PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Wh
 # ("Have a great day!"); padding it with silence does not help, real preceding speech does.
 SHORT_SENTENCE_S = 2.0
 CONTEXT_AUDIO_S = 2.0
+# A preview's tokens after its prompt: text and timestamps of fast speech stay under ~10 a second
+# (Mandarin characters are mostly one token each); more is a greedy loop on a short window.
+PREVIEW_TOKENS_PER_S = 12
+PREVIEW_MIN_TOKENS = 16
+# After a preview came back empty (or as silence) before any was shown, the next one is asked for
+# this much audio later, not a whole `partial_interval_s`: on under a second of speech Whisper
+# often returns nothing ("She had" -> ""), and a little more audio is enough.
+RETRY_INTERVAL_S = 0.2
+# A preview window this long (pre-roll included) checks the sentence's language once, when the
+# stream's language was only carried over from its last final: shorter ones keep that language
+# (detection on under a second of speech is often wrong: English as Mandarin at 0.99), so a
+# Mandarin sentence after English ones showed English previews (Whisper translating) until its final.
+LANGUAGE_CHECK_S = 1.3
 
 
 @dataclass
@@ -153,6 +167,8 @@ class _Sentence:
     last_partial_end: int = 0
     partial_seq: int = 0
     emitted_partial_seq: int = 0
+    retry_soon: bool = False  # nothing shown yet and the last preview came back empty
+    language_check_seq: int = 0  # the preview that checks a carried-over language (0: none yet)
     agreement: PreviewAgreement = field(default_factory=PreviewAgreement)
     language: str | None = None
     partial_future: asyncio.Future | None = None
@@ -297,6 +313,8 @@ class StreamingRecognizer:
                                        language=self._stream_language, index=ev.segment)
                 if self._boundary is not None:
                     self._boundary("start", ev.segment, int(ev.start * 1000 / SR))
+                trace.event(id(self), "open", seg=ev.segment, start_s=ev.start / SR,
+                            at_s=self._buf.end / SR, language=self._stream_language)
                 continue
             s = self._open
             if s is None or s.index != ev.segment:
@@ -361,7 +379,9 @@ class StreamingRecognizer:
             return
         now = self._buf.end
         interval = cfg.partial_interval_s
-        if s.partial_seq:
+        if s.retry_soon:
+            interval = min(interval, RETRY_INTERVAL_S)
+        elif s.partial_seq:
             # Later previews back off when decoding is slow (a loaded machine): each one costs
             # every stream latency, and the newest replaces the older anyway.
             interval = max(interval, 1.5 * self._sched.stats.partial_latency_ema_s)
@@ -373,33 +393,83 @@ class StreamingRecognizer:
             return  # a fraction of a word: Whisper tends to invent text ("you") for it
         s.last_partial_end = now
         s.partial_seq += 1
-        opts = DecodeOptions(language=s.language or cfg.language,
-                             allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
-                             full_window=False, word_timestamps=False, prefix=s.committed or None,
-                             prompt=cfg.prompt, hotwords=cfg.hotwords, temperature_fallback=False)
-        # Previews are coalesced per sentence: a newer one replaces a queued older one.
-        key = (id(self), s.start)
-        self._partial_keys.add(key)
+        s.retry_soon = False
         # Trailing silence gives Whisper room to invent (repeat) text: stop the window shortly
         # after the last voiced frame.
         end = min(now, s.speech_end + self._ms(cfg.tail_ms))
+        language, hint, prefix = s.language or cfg.language, None, s.committed or None
+        if (cfg.language is None and s.language is not None and not s.language_check_seq
+                and end - s.start >= self._ms(LANGUAGE_CHECK_S * 1000)):
+            # Detect, keeping the carried-over language unless clearly another; no agreed text
+            # forced: it is in the carried-over language.
+            language, hint, prefix = None, s.language, None
+            s.language_check_seq = s.partial_seq
+        opts = DecodeOptions(language=language, language_hint=hint,
+                             allowed_languages=cfg.allowed_languages, task=cfg.task, beam_size=1,
+                             full_window=False, word_timestamps=False, prefix=prefix,
+                             prompt=cfg.prompt, hotwords=cfg.hotwords, temperature_fallback=False,
+                             max_new_tokens=PREVIEW_MIN_TOKENS
+                             + int(PREVIEW_TOKENS_PER_S * (end - s.start) / SR))
+        # Previews are coalesced per sentence: a newer one replaces a queued older one.
+        key = (id(self), s.start)
+        self._partial_keys.add(key)
         fut = self._submit(self._buf.slice(s.start, end), opts, Priority.PARTIAL, key,
-                           first=s.partial_seq == 1)
+                           first=not s.emitted_partial_seq)
         s.partial_future = fut
+        trace.event(id(self), "preview_submit", seg=s.index, seq=s.partial_seq, at_s=now / SR,
+                    audio_s=(end - s.start) / SR, language=opts.language, prefix=opts.prefix)
         self._spawn(self._deliver_partial(s, s.partial_seq, now, fut))
 
     async def _deliver_partial(self, s: _Sentence, seq: int, audio_end: int,
                                fut: asyncio.Future) -> None:
         tr: Transcript | None = await fut
+        if trace.enabled():
+            trace.event(id(self), "preview_result", seg=s.index, seq=seq,
+                        outcome=self._preview_outcome(s, seq, tr),
+                        language=tr.language if tr else None, text=tr.text if tr else None,
+                        no_speech=round(tr.no_speech_prob, 3) if tr else None)
         if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH:
+            if tr is not None and seq == s.partial_seq and not s.emitted_partial_seq:
+                s.retry_soon = True  # nothing to show yet: ask again soon, not an interval later
+            if seq == s.language_check_seq:
+                s.language_check_seq = 0  # nothing learnt: the next preview checks
             return
+        if seq == s.language_check_seq and tr.language != s.language:
+            # The sentence is in another language than the stream's last one: its previews
+            # follow, and text agreed in the old language is no prefix for them.
+            s.language, s.agreement = tr.language, PreviewAgreement()
+        elif s.language_check_seq and seq > s.language_check_seq and tr.language != s.language:
+            return  # asked for in the old language before the check came back: stale
         if s.latest_partial is None or seq > s.latest_partial[0]:
             s.latest_partial = (seq, tr, audio_end)
-        if self._open is not s or seq <= s.emitted_partial_seq:
+        while self._chain is not None and not self._chain.done():
+            # The previous sentence's final is not out yet: keep the order, and show this
+            # preview as soon as it is (not a preview interval later). `wait`, not `gather`:
+            # cancelling this task (close) must not cancel the finals.
+            await asyncio.wait({self._chain})
+        if self._closed or self._open is not s or seq <= s.emitted_partial_seq:
             return  # closed meanwhile (its finalizer decides), or a newer preview went out
-        if self._chain is not None and not self._chain.done():
-            return  # the previous sentence's final is not out yet: keep the order
+        if s.latest_partial is not None and s.latest_partial[0] > seq:
+            return  # a newer preview came back while this one waited: it goes out instead
         await self._emit_partial(s, seq, tr, audio_end)
+
+    def _preview_outcome(self, s: _Sentence, seq: int, tr: Transcript | None) -> str:
+        """Why a decoded preview is shown or not (the trace's words for `_deliver_partial`)."""
+        if tr is None:
+            return "superseded"
+        if tr.empty:
+            return "empty"
+        if self._closed:
+            return "stream_closed"
+        if tr.no_speech_prob > PARTIAL_NO_SPEECH:
+            return "no_speech"
+        if self._open is not s:
+            return "sentence_closed"
+        if seq <= s.emitted_partial_seq:
+            return "older"
+        if self._chain is not None and not self._chain.done():
+            return "held_for_previous_final"
+        return "shown"
 
     async def _emit_partial(self, s: _Sentence, seq: int, tr: Transcript,
                             audio_end: int) -> None:
@@ -422,6 +492,8 @@ class StreamingRecognizer:
             self._maybe_translate(s, audio_end, result.text)
         if first and self.on_timing is not None:
             self.on_timing("first_partial", time.monotonic() - s.opened_at)
+        trace.event(id(self), "partial_out", seg=s.index, seq=seq, first=first,
+                    language=tr.language, text=result.text)
         await self._emit(result)
 
     def _translation_key(self, s: _Sentence) -> tuple[int, int, str]:
@@ -505,6 +577,8 @@ class StreamingRecognizer:
                               allowed_languages=cfg.allowed_languages, task="translate",
                               beam_size=cfg.final_beam, full_window=True, word_timestamps=True),
                 Priority.FINAL)
+        trace.event(id(self), "close", seg=s.index, end_s=end / SR,
+                    speculative_hit=fut is s.spec_future)
         previous = self._chain
         self._chain = self._spawn(self._finalize(s, fut, previous))
 
@@ -561,6 +635,8 @@ class StreamingRecognizer:
             self.stats.finals_emitted += 1
             if group is groups[0] and self.on_timing is not None:
                 self.on_timing("final", time.monotonic() - s.speech_end_at)
+            trace.event(id(self), "final_out", seg=s.index, language=tr.language,
+                        text=result.text)
             self._finals_done += 1
             if self.config.max_sentences and self._finals_done >= self.config.max_sentences:
                 self.done = True
@@ -603,6 +679,7 @@ class StreamingRecognizer:
 
     async def _emit_empty(self, s: _Sentence, tr: Transcript | None) -> None:
         """A segment VAD heard but that held no words (noise, a cough): only if asked for."""
+        trace.event(id(self), "final_empty", seg=s.index)
         if not self.config.report_empty_finals:
             return
         end = s.end if s.end is not None else s.start

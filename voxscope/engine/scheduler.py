@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voxscope.engine.load import LoadMeter
+from voxscope.engine.streaming import trace
 from voxscope.engine.types import DecodeOptions, Priority, Transcript
 from voxscope.engine.whisper_backend import WhisperBackend
 
@@ -377,6 +378,9 @@ class InferenceScheduler:
             with self._cond:
                 self.stats.decoded += len(batch)
             done = time.monotonic()
+            trace.event(0, "batch", start=round(start, 4), decode_s=round(done - start, 3),
+                        priority=batch[0].priority.name.lower(), size=len(batch),
+                        full=batch[0].options.full_window, file_lane=backend is not self.backend)
             self._report(batch, start, done)
             for req, res in zip(batch, results, strict=True):
                 latency = done - req.submitted

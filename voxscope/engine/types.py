@@ -59,3 +59,11 @@ class DecodeOptions:
     prompt: str | None = None  # context fed to the decoder as previous text
     hotwords: tuple = ()  # Hotword entries: added to the prompt when they fit the language
     temperature_fallback: bool = True  # retry with sampling when the output looks degenerate
+    # About this many tokens after the prompt at most (None: the model's limit); a generation
+    # that stops there is a loop and comes back empty. Previews set it from their audio's length:
+    # on a short window greedy decoding sometimes loops ("printing printing ...") to the model's
+    # limit, ~1 s of CPU for 0.1 s of work, holding every stream's previews batched with it.
+    max_new_tokens: int | None = None
+    # With `language` None: the language to keep unless detection is sure of another (a
+    # stream's last language for a preview: detection on a second of speech is often wrong).
+    language_hint: str | None = None

@@ -41,6 +41,10 @@ SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame
 FULL_FRAMES = 3000  # 30 s
 SHORT_PAD_FRAMES = 100  # 1 s of padding after the audio in short windows
+# Detection overrides a language hint only this sure: on 1.3 s windows of the shared clips,
+# Mandarin came out at 0.91-1.00, English clips' wrong guesses at most 0.29 (benchmarks/RESULTS.md,
+# "First partial, session 6").
+HINT_OVERRIDE_P = 0.8
 MAX_SAMPLES = 30 * SAMPLE_RATE
 TIME_PRECISION = 0.02  # seconds per timestamp token
 
@@ -130,12 +134,18 @@ class WhisperBackend:
             tokenizers.append(tok)
             prompts.append(self._prompt(tok, opts))
 
-        raw = self._generate(enc, prompts, tokenizers, beam)
+        capped = [False] * len(items)  # which generations stopped at their max_new_tokens
+        raw = self._generate(enc, prompts, tokenizers, beam,
+                             [o.max_new_tokens for _, o in items], capped)
         out: list[Transcript] = []
         tails: list[tuple[int, float]] = []
         for b, ((_audio, opts), res) in enumerate(zip(items, raw, strict=True)):
             duration = contents[b] * HOP / SAMPLE_RATE
             tr = self._parse(res, tokenizers[b], langs[b], lang_probs[b], duration)
+            if capped[b]:
+                # It ran into its cap without ending: a loop (uncapped it would have run to the
+                # model's limit, usually to be dropped by the guards). Nothing to show.
+                tr = replace(tr, text="", words=[], tokens=[])
             if opts.temperature_fallback and self._degenerate(tr):
                 tr = self._fallback(enc, b, batch.shape[0], tokenizers[b], prompts[b], tr,
                                     langs[b], lang_probs[b], duration)
@@ -185,23 +195,35 @@ class WhisperBackend:
         return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.concatenate(parts)))
 
     def _generate(self, enc: ctranslate2.StorageView, prompts: list[list[int]],
-                  tokenizers: list[Tokenizer], beam: int) -> list:
+                  tokenizers: list[Tokenizer], beam: int,
+                  max_new: list[int | None] | None = None,
+                  capped: list[bool] | None = None) -> list:
         """One generate call per start-of-transcript position: CTranslate2 requires it to be
-        the same across a batch, and context prompts (previous text) of different lengths move it."""
+        the same across a batch, and context prompts (previous text) of different lengths move it.
+        `max_new`: per item, about this many tokens after its prompt at most (a call takes the
+        largest); `capped[b]` is set where a generation stopped there rather than at its end."""
         by_sot: dict[int, list[int]] = defaultdict(list)
         for b, (prompt, tok) in enumerate(zip(prompts, tokenizers, strict=True)):
             by_sot[prompt.index(tok.sot)].append(b)
         raw: list = [None] * len(prompts)
         for idxs in by_sot.values():
             sub = enc if len(idxs) == len(prompts) else _select(enc, idxs)
+            limit = self._fw.max_length
+            capping = max_new is not None and all(max_new[b] is not None for b in idxs)
+            if capping:
+                # Measured with CTranslate2 4.x: a Whisper result (prompt after the SOT sequence
+                # included) stops at max_length // 2 tokens (448 -> 224): twice prompt + cap.
+                limit = min(limit, max(2 * (len(prompts[b]) + (max_new[b] or 0)) for b in idxs))
             results = self._model.generate(
                 sub, [prompts[b] for b in idxs], beam_size=beam, patience=1.0, length_penalty=1.0,
-                max_length=self._fw.max_length, return_scores=True, return_no_speech_prob=True,
+                max_length=limit, return_scores=True, return_no_speech_prob=True,
                 suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizers[idxs[0]], [-1]),
                 max_initial_timestamp_index=50,
             )
             for b, res in zip(idxs, results, strict=True):
                 raw[b] = res
+                if capping and capped is not None and max_new is not None:
+                    capped[b] = len(res.sequences_ids[0]) >= limit // 2
         return raw
 
     def _decode_tails(self, items: list[tuple[np.ndarray, DecodeOptions]], out: list[Transcript],
@@ -254,6 +276,10 @@ class WhisperBackend:
                     break
             else:
                 langs[b], probs[b] = detected[b][0][0][2:-2], detected[b][0][1]
+            hint = o.language_hint
+            if hint and langs[b] != hint and probs[b] < HINT_OVERRIDE_P:
+                langs[b] = hint
+                probs[b] = next((p for t, p in detected[b] if t[2:-2] == hint), 0.0)
         return langs, probs  # type: ignore[return-value]
 
     def _prompt(self, tok: Tokenizer, opts: DecodeOptions) -> list[int]:
