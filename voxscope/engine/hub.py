@@ -54,7 +54,8 @@ class Engine:
                                            first_preview_ahead=self.settings.first_preview_ahead,
                                            file_lane=self._file_lane(spec, path),
                                            file_lane_nice=self.settings.file_lane_nice,
-                                           file_lane_batch=self.settings.file_lane_batch)
+                                           file_lane_batch=self.settings.file_lane_batch,
+                                           file_lane_idle_s=self.settings.file_lane_idle_s)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
