@@ -351,6 +351,7 @@ class InferenceScheduler:
                 self._file_lane = None
                 self._cond.notify_all()
             return False
+        allocator.trim()  # the load's float16 read buffers (~15 MB left in the heaps)
         with self._cond:
             self.file_backend = backend
             self.file_lane_loads += 1
@@ -396,8 +397,10 @@ class InferenceScheduler:
             if backend is self.backend:
                 # File windows with no realtime work about: the allocator's throughput settings
                 # (page faults were ~35 % of a file task's CPU); realtime work: flat-RSS ones.
+                # Not while the lane's replica is held: memory is high enough then.
                 allocator.bulk_decoding(batch[0].priority == Priority.FILE
-                                        and start - self._last_realtime >= self.realtime_hold_s)
+                                        and start - self._last_realtime >= self.realtime_hold_s
+                                        and self.file_backend is None)
             try:
                 results: list[Transcript] = backend.decode_batch(
                     [(r.audio, r.options) for r in batch])
