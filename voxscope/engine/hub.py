@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from voxscope.config import LocalModel, Profile, Settings
+from voxscope.engine import int8_copy
 from voxscope.engine.load import calibrate
 from voxscope.engine.model_store import ModelStore
 from voxscope.engine.observer import EngineObserver
@@ -66,8 +67,15 @@ class Engine:
         threads = self.settings.file_lane_threads
         if threads <= 0:
             return None
-        return lambda: WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
-                                      cpu_threads=threads)
+        def build() -> WhisperBackend:
+            # An int8 copy loads without the float16 model's peak (the replica loads while
+            # streams and files decode: that was the server's peak); it decodes identically.
+            src = (int8_copy.copy_for(path, self.store.cache_dir)
+                   if spec.device == "cpu" and spec.compute_type in ("int8", "int8_float32")
+                   else path)
+            return WhisperBackend(src, device=spec.device, compute_type=spec.compute_type,
+                                  cpu_threads=threads)
+        return build
 
     def preload(self) -> None:
         for prof in self.settings.profiles.values():
