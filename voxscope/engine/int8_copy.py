@@ -44,7 +44,12 @@ def copy_for(model: Path, cache_root: Path) -> Path:
                               str(tmp)], capture_output=True, text=True, timeout=600)
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
-        tmp.replace(dest)
+        try:
+            tmp.replace(dest)
+        except OSError:  # another process wrote it meanwhile: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (dest / "model.bin").is_file():
+                raise
         return dest
     except Exception:  # the replica still loads, from the float16 model
         log.warning("could not write an int8 copy of %s; loading it as it is", model,
