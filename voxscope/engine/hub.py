@@ -68,8 +68,8 @@ class Engine:
         if threads <= 0:
             return None
         def build() -> WhisperBackend:
-            # An int8 copy loads without the float16 model's peak (the replica loads while
-            # streams and files decode: that was the server's peak); it decodes identically.
+            # An int8 copy loads without the float16 model's ~115 MB peak (the replica loads
+            # while streams and files decode); it decodes identically.
             src = (int8_copy.copy_for(path, self.store.cache_dir)
                    if spec.device == "cpu" and spec.compute_type in ("int8", "int8_float32")
                    else path)

@@ -2,8 +2,8 @@
 
 CTranslate2 loads a float16 `model.bin` whole and quantizes it to int8 in memory: for Whisper base
 that is ~+115 MB of RSS for a moment on top of the loaded model (benchmarks/RESULTS.md, "File lane
-memory"). The file lane builds its replica while streams and a file task decode, so that moment was
-the server's peak. A copy whose weights are already int8 loads with no conversion (peak -103 MB
+memory"). The file lane builds its replica while streams and a file task decode, on top of their
+memory. A copy whose weights are already int8 loads with no conversion (peak -103 MB
 measured) and decodes identically: linear and embedding weights quantized per row exactly as
 CTranslate2 does at load (scale 127 / max |row|, round half to even), convolution weights left as
 they are (CTranslate2 does not quantize them either). The copy is written once per model, by a
