@@ -17,6 +17,14 @@ decode-only loop. Since the oneDNN cache is bounded (below), RSS stays flat at 1
 40-120 MB higher, and they save 11-18 % of the decode CPU (benchmarks/bench_allocator.py): a
 CPU-bound deployment can set MALLOC_MMAP_THRESHOLD_ (e.g. 1048576).
 
+Bulk decoding (`bulk_decoding`): an async file task's windows decoding on the main model with no
+realtime work about spent ~35 % more CPU in the server than the same windows in-process with
+glibc's defaults (`voxscope transcribe`): nearly all of it system time, page faults on the fresh
+pages of CTranslate2's beam-search buffers (the decoder's cache grows every step, so each step maps
+new multi-MB buffers). While such bulk work runs the mmap threshold is raised to
+BULK_MMAP_THRESHOLD (those buffers are reused from the heap) and set back, with a trim, when
+realtime work decodes again (benchmarks/RESULTS.md, "Why a file task cost more than transcribe").
+
 `configure()` must run before the threads start (arenas are assigned on a thread's first malloc).
 An explicit MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment
 wins: the operator chose it. Outside glibc (musl, macOS) everything here is a no-op.
@@ -40,11 +48,16 @@ M_ARENA_MAX = -8
 ARENA_MAX = 2  # the main arena and one shared by every other thread
 MMAP_THRESHOLD = 256 << 10  # buffers from 256 KiB are mmapped (8 s of audio is 512 KiB)
 TRIM_THRESHOLD = 64 << 20  # heap tops above this go back at free(); the trim loop does the rest
+# While bulk work decodes (bulk_decoding): 4 MiB saved ~20 % of a file task's CPU for ~+60 MB of
+# peak RSS (1 MiB: ~11 % for ~+20 MB). VOXSCOPE_BULK_MMAP_THRESHOLD overrides it; 0 turns it off.
+BULK_MMAP_THRESHOLD = 4 << 20
 TRIM_PERIOD_S = 30.0  # malloc_trim also returns free pages inside heaps, not only at the top
 
 _libc: ctypes.CDLL | None = None
 _trimmer: threading.Thread | None = None
 _lock = threading.Lock()
+_threshold: int | None = None  # the mmap threshold configure() set (None: not ours to change)
+_bulk = False  # whether the bulk threshold is in force
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -64,7 +77,7 @@ ONEDNN_PRIMITIVE_CACHE = 64  # oneDNN primitives kept (default 1024), see config
 
 def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
     """Apply the settings (once per process) and start the periodic trim; False outside glibc."""
-    global _trimmer
+    global _trimmer, _threshold
     # oneDNN (CTranslate2's CPU conv / matmul kernels) keeps a JIT-compiled primitive per input
     # shape, up to 1024 by default; short-window decodes have a new encoder width almost every
     # time, so the cache grew ~0.6 MB of native heap per distinct width (~1 MB per realtime
@@ -82,12 +95,53 @@ def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
                                   ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
             if env not in os.environ and libc.mallopt(param, value) != 1:
                 log.warning("mallopt(%d, %d) failed", param, value)
+        # The operator's MALLOC_MMAP_THRESHOLD_ wins: bulk decoding then leaves it alone.
+        _threshold = None if "MALLOC_MMAP_THRESHOLD_" in os.environ else MMAP_THRESHOLD
         if trim_period_s:
             _trimmer = threading.Thread(target=_trim_loop, args=(trim_period_s,),
                                         name="malloc-trim", daemon=True)
             _trimmer.start()
         else:
             _trimmer = threading.current_thread()  # configured, no periodic trim
+    return True
+
+
+def bulk_threshold() -> int:
+    """The mmap threshold for bulk decoding (0: the switch is off)."""
+    try:
+        return max(0, int(os.environ.get("VOXSCOPE_BULK_MMAP_THRESHOLD", BULK_MMAP_THRESHOLD)))
+    except ValueError:
+        return BULK_MMAP_THRESHOLD
+
+
+def bulk_decoding(on: bool) -> bool:
+    """Raise the mmap threshold while bulk work (file windows, no realtime work about) decodes;
+    put it back and trim the heaps when it ends. Called by the thread that decodes on the main
+    model before each batch; a no-op unless configure() set the threshold. Returns whether the
+    bulk threshold is now in force."""
+    global _bulk
+    libc = _glibc()
+    bulk = bulk_threshold()
+    if libc is None or _threshold is None or not bulk or bulk <= _threshold:
+        return False
+    with _lock:
+        if on == _bulk:
+            return _bulk
+        libc.mallopt(M_MMAP_THRESHOLD, bulk if on else _threshold)
+        _bulk = on
+        if not on:
+            # The buffers the bulk decodes left in the heaps go back now, not at the next
+            # periodic trim: realtime work keeps the flat-RSS settings.
+            libc.malloc_trim(0)
+    return on
+
+
+def trim() -> bool:
+    """Return the heaps' free pages to the system now (after a big free); False outside glibc."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.malloc_trim(0)
     return True
 
 

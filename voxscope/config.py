@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     file_lane_threads: int = 1
     file_lane_nice: int = 10
     file_lane_batch: int = 1  # windows per decode on the lane (more: more peak memory)
+    # The lane's replica (~125 MB) is dropped after this long without file windows to decode
+    # (realtime work gone), and built again when file and realtime work next meet; <= 0: kept.
+    file_lane_idle_s: float = 60.0
     # A sentence's first preview decoded before queued finals. Off: measured on a quiet 2-core VM at
     # 4 streams it delayed finals (p50 6.5 -> 11.3 s) without bringing first partials sooner.
     first_preview_ahead: bool = False

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from voxscope.config import LocalModel, Profile, Settings
+from voxscope.engine import int8_copy
 from voxscope.engine.load import calibrate
 from voxscope.engine.model_store import ModelStore
 from voxscope.engine.observer import EngineObserver
@@ -54,7 +55,8 @@ class Engine:
                                            first_preview_ahead=self.settings.first_preview_ahead,
                                            file_lane=self._file_lane(spec, path),
                                            file_lane_nice=self.settings.file_lane_nice,
-                                           file_lane_batch=self.settings.file_lane_batch)
+                                           file_lane_batch=self.settings.file_lane_batch,
+                                           file_lane_idle_s=self.settings.file_lane_idle_s)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
@@ -65,8 +67,15 @@ class Engine:
         threads = self.settings.file_lane_threads
         if threads <= 0:
             return None
-        return lambda: WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
-                                      cpu_threads=threads)
+        def build() -> WhisperBackend:
+            # An int8 copy loads without the float16 model's ~115 MB peak (the replica loads
+            # while streams and files decode); it decodes identically.
+            src = (int8_copy.copy_for(path, self.store.cache_dir)
+                   if spec.device == "cpu" and spec.compute_type in ("int8", "int8_float32")
+                   else path)
+            return WhisperBackend(src, device=spec.device, compute_type=spec.compute_type,
+                                  cpu_threads=threads)
+        return build
 
     def preload(self) -> None:
         for prof in self.settings.profiles.values():

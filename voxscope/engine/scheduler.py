@@ -23,11 +23,14 @@ batches across sessions:
   file throughput gets from it; a stream that starts then waits for that batch); the lane's
   replica is only loaded when file and realtime work first meet. The lane takes
   `file_lane_batch` windows per decode (1: a batch of 4 beam-5 windows raised peak RSS ~110 MB,
-  about what the replica's own weights cost).
+  about what the replica's own weights cost). A replica that has had no file window to decode for
+  `file_lane_idle_s` is dropped (and the heaps trimmed: ~125 MB back) and built again when file and
+  realtime work next meet.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from voxscope import allocator
 from voxscope.engine.load import LoadMeter
 from voxscope.engine.streaming import trace
 from voxscope.engine.types import DecodeOptions, Priority, Transcript
@@ -85,7 +89,8 @@ class InferenceScheduler:
                  service_log: int = 512, load_window_s: float = 15.0,
                  first_preview_ahead: bool = False,
                  file_lane: Callable[[], WhisperBackend] | None = None,
-                 file_lane_nice: int = 10, file_lane_batch: int = 1) -> None:
+                 file_lane_nice: int = 10, file_lane_batch: int = 1,
+                 file_lane_idle_s: float = 60.0) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -115,6 +120,9 @@ class InferenceScheduler:
         self._file_lane = file_lane
         self.file_lane_nice = file_lane_nice
         self.file_lane_batch = max(1, file_lane_batch)
+        self.file_lane_idle_s = file_lane_idle_s  # <= 0: the replica is kept once built
+        self.file_lane_loads = 0  # replicas built (a dropped one is built again when needed)
+        self._lane_active = float("-inf")  # monotonic time the lane last took file windows
         self.file_backend: WhisperBackend | None = None
         self._file_thread: threading.Thread | None = None
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
@@ -297,11 +305,19 @@ class InferenceScheduler:
         with self._cond:
             queue = self._lower[Priority.FILE]
             # Realtime work going quiet hands the windows to the main lane; a realtime submit
-            # (notify_all) hands them back.
+            # (notify_all) hands them back. A lane idle for file_lane_idle_s gives its replica
+            # back (None: the caller drops it).
             while not self._closed and not self._lane_work():
-                self._cond.wait()
+                if self.file_lane_idle_s <= 0:
+                    self._cond.wait()
+                    continue
+                idle = self._lane_active + self.file_lane_idle_s - time.monotonic()
+                if idle <= 0:
+                    return None
+                self._cond.wait(idle)
             if self._closed:
                 return None
+            self._lane_active = time.monotonic()
             shape = (queue[0].options.full_window, queue[0].options.beam_size)
             batch = [r for r in queue
                      if (r.options.full_window, r.options.beam_size) == shape][: self.file_lane_batch]
@@ -310,27 +326,48 @@ class InferenceScheduler:
             return batch
 
     def _run_file_lane(self) -> None:
-        assert self._file_lane is not None
-        with self._cond:  # build nothing until file work meets realtime work
-            while not self._closed and not self._lane_work():
-                self._cond.wait()
-            if self._closed:
-                return
         try:
             # Linux: a thread's nice value is inherited by the threads it creates, so CTranslate2's
             # worker and OpenMP threads of the replica built below run at this lower priority too.
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.file_lane_nice)
         except (OSError, AttributeError):
             log.warning("file lane: could not lower its CPU priority on this system")
+        while self._lane_once():
+            pass
+
+    def _lane_once(self) -> bool:
+        """Build the replica when file work meets realtime work, decode on it until the lane has
+        been idle for file_lane_idle_s, then drop it. False: the scheduler closed or no lane."""
+        assert self._file_lane is not None
+        with self._cond:  # build nothing until file work meets realtime work
+            while not self._closed and not self._lane_work():
+                self._cond.wait()
+            if self._closed:
+                return False
         try:
-            self.file_backend = self._file_lane()
+            backend = self._file_lane()
         except Exception:  # no lane after all: the main lane serves file windows as before
             log.exception("file lane: loading its model replica failed; file work shares the model")
             with self._cond:
                 self._file_lane = None
                 self._cond.notify_all()
-            return
-        self._work(self._take_file_batch, self.file_backend)
+            return False
+        allocator.trim()  # the load's float16 read buffers (~15 MB left in the heaps)
+        with self._cond:
+            self.file_backend = backend
+            self.file_lane_loads += 1
+            self._lane_active = time.monotonic()
+        self._work(self._take_file_batch, backend)
+        with self._cond:
+            self.file_backend = None
+            closed = self._closed
+        if not closed:
+            log.info("file lane: idle for %.0f s, its model replica is released",
+                     self.file_lane_idle_s)
+            del backend
+            gc.collect()  # the replica's native memory goes with its last reference
+            allocator.trim()
+        return not closed
 
     def _run(self) -> None:
         self._work(self._take_batch, self.backend)
@@ -358,6 +395,13 @@ class InferenceScheduler:
                     wait = start - req.submitted
                     self.stats.queue_wait_seconds_total += wait
                     self.stats.max_queue_wait_seconds = max(self.stats.max_queue_wait_seconds, wait)
+            if backend is self.backend:
+                # File windows with no realtime work about: the allocator's throughput settings
+                # (page faults were ~35 % of a file task's CPU); realtime work: flat-RSS ones.
+                # Not while the lane's replica is held: memory is high enough then.
+                allocator.bulk_decoding(batch[0].priority == Priority.FILE
+                                        and start - self._last_realtime >= self.realtime_hold_s
+                                        and self.file_backend is None)
             try:
                 results: list[Transcript] = backend.decode_batch(
                     [(r.audio, r.options) for r in batch])

@@ -110,7 +110,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "models": {name: {"path": str(s.backend.model_path), "queue": s.queue_depth,
                               "decoded": s.stats.decoded, "batches": s.stats.batches,
                               "served": dict(s.stats.served_by_priority),
-                              "file_lane": s.file_backend is not None}
+                              "file_lane": s.file_backend is not None,
+                              "file_lane_loads": s.file_lane_loads}
                        for name, s in rt.engine.schedulers.items()},
         })
 
