@@ -85,3 +85,13 @@ def test_no_copy_leaves_the_model_in_use(tmp_path):
     broken.mkdir()
     (broken / "model.bin").write_bytes(b"not a model")
     assert int8_copy.copy_for(broken, tmp_path / "cache") == broken
+
+
+def test_an_unknown_model_format_is_not_converted(tmp_path):
+    """A model.bin of a layout this parser was not written for is left alone (no misread
+    weights): the replica loads the original model."""
+    src = tmp_path / "future-model"
+    src.mkdir()
+    (src / "model.bin").write_bytes((99).to_bytes(4, "little") + b"\x00" * 64)
+    assert int8_copy.copy_for(src, tmp_path / "cache") == src
+    assert not list((tmp_path / "cache").glob("int8/*/model.bin"))

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")  # CTranslate2's type ids
 FORMAT = 1  # bump when the conversion changes: older copies are not reused
+# CTranslate2 model.bin layouts this parser reads; any other is left alone (the replica then loads
+# the original model), so a future format can never be misread into wrong weights.
+BINARY_VERSIONS = (6,)
 
 
 def copy_for(model: Path, cache_root: Path) -> Path:
@@ -74,7 +77,10 @@ def _quantized(name: str, shape: list[int], dtype: str) -> bool:
 def convert(src: Path, dest: Path) -> None:
     """Write `dest` (a model folder): `src`'s files, model.bin with int8 weights."""
     with open(src / "model.bin", "rb") as f:
-        version, name = struct.unpack("I", f.read(4))[0], _read_str(f)
+        (version,) = struct.unpack("I", f.read(4))
+        if version not in BINARY_VERSIONS:
+            raise ValueError(f"CTranslate2 model format {version} not supported")
+        name = _read_str(f)
         revision, count = struct.unpack("II", f.read(8))
         heads = []  # (name, shape, dtype, offset, size): read data one variable at a time
         for _ in range(count):
