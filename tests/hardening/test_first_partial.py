@@ -242,3 +242,28 @@ def test_detection_overrides_a_language_hint_only_when_sure(ranked, expected):
     be.multilingual, be._model = True, StubDetector(ranked)  # type: ignore[assignment]
     langs, probs = be._languages(None, [DecodeOptions(language=None, language_hint="en")])
     assert (langs[0], probs[0]) == expected
+
+
+def test_a_language_guessed_from_under_a_second_is_not_shown():
+    # No language given or carried over: a short first preview detects it. Whisper's guess on
+    # the first second of en_ldc93s1 was Mandarin at 0.75 ("心情"), and showing it locked the
+    # sentence's previews to Mandarin (tests/protocols/test_inference_sdk.py::test_row22).
+    async def main() -> None:
+        s = Session(partial_interval_s=0.6)
+        await s.feed(np.concatenate([silence(0.512), speech(0.5)]))
+        (first,) = previews(s)
+        assert first.options.language is None and first.audio.size < LANGUAGE_CHECK_S * SR
+        if first.future.set_running_or_notify_cancel():
+            first.future.set_result(Transcript("心情", [Word(0.0, 0.5, "心情", "", "心情")], "zh",
+                                               0.75, 0.01))
+        await settle()
+        assert s.results == []
+        await s.feed(speech(RETRY_INTERVAL_S + 0.1))  # asked again soon, as for an empty one
+        second = previews(s)[1]
+        assert second.options.language is None
+        answer(second, "She had", "en")  # sure (0.97)
+        await settle()
+        assert [(r.final, r.text, r.language) for r in s.results] == [(False, "She had", "en")]
+        s.rec.close()
+
+    asyncio.run(main())

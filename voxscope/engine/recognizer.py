@@ -88,6 +88,12 @@ RETRY_INTERVAL_S = 0.2
 # (detection on under a second of speech is often wrong: English as Mandarin at 0.99), so a
 # Mandarin sentence after English ones showed English previews (Whisper translating) until its final.
 LANGUAGE_CHECK_S = 1.3
+# With no language given or carried over, a preview window shorter than LANGUAGE_CHECK_S detects
+# the language itself; below this probability that guess is not shown (and does not set the
+# sentence's language): on the first second of en_ldc93s1 Whisper answered Mandarin (0.72-0.75,
+# "心情"), Tagalog, Korean, Japanese before English, and one such preview locked the sentence's
+# previews to Mandarin.
+SHORT_DETECTION_SURE_P = 0.9
 
 
 @dataclass
@@ -425,10 +431,11 @@ class StreamingRecognizer:
         tr: Transcript | None = await fut
         if trace.enabled():
             trace.event(id(self), "preview_result", seg=s.index, seq=seq,
-                        outcome=self._preview_outcome(s, seq, tr),
+                        outcome=self._preview_outcome(s, seq, tr, audio_end),
                         language=tr.language if tr else None, text=tr.text if tr else None,
                         no_speech=round(tr.no_speech_prob, 3) if tr else None)
-        if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH:
+        if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH \
+                or self._unsure_language(s, tr, audio_end):
             if tr is not None and seq == s.partial_seq and not s.emitted_partial_seq:
                 s.retry_soon = True  # nothing to show yet: ask again soon, not an interval later
             if seq == s.language_check_seq:
@@ -453,7 +460,15 @@ class StreamingRecognizer:
             return  # a newer preview came back while this one waited: it goes out instead
         await self._emit_partial(s, seq, tr, audio_end)
 
-    def _preview_outcome(self, s: _Sentence, seq: int, tr: Transcript | None) -> str:
+    def _unsure_language(self, s: _Sentence, tr: Transcript, audio_end: int) -> bool:
+        """A preview whose language Whisper guessed from too little audio (see
+        SHORT_DETECTION_SURE_P): not shown; a little more audio decides."""
+        return (s.language is None and self.config.language is None
+                and audio_end - s.start < self._ms(LANGUAGE_CHECK_S * 1000)
+                and tr.language_probability < SHORT_DETECTION_SURE_P)
+
+    def _preview_outcome(self, s: _Sentence, seq: int, tr: Transcript | None,
+                         audio_end: int) -> str:
         """Why a decoded preview is shown or not (the trace's words for `_deliver_partial`)."""
         if tr is None:
             return "superseded"
@@ -463,6 +478,8 @@ class StreamingRecognizer:
             return "stream_closed"
         if tr.no_speech_prob > PARTIAL_NO_SPEECH:
             return "no_speech"
+        if self._unsure_language(s, tr, audio_end):
+            return "unsure_language"
         if self._open is not s:
             return "sentence_closed"
         if seq <= s.emitted_partial_seq:
