@@ -288,6 +288,11 @@ def test_key_and_token_work_on_both_and_revoke_stops_both(cluster):
 @pytest.mark.timeout(300)
 def test_session_limit_holds_across_both_servers(cluster):
     key = create_key(cluster.a, "limited", "--max-sessions", str(SESSION_LIMIT))
+    deadline = time.monotonic() + BOUND_S
+    while any(_metric(s, "voxscope_sessions") for s in cluster.servers):
+        # an earlier test's session still ending would tilt least_conn towards the other server
+        assert time.monotonic() < deadline, "sessions of earlier tests never ended"
+        time.sleep(0.2)
     held = []
     try:
         for _ in range(SESSION_LIMIT + EXTRA):  # one after another: least_conn alternates
@@ -298,7 +303,12 @@ def test_session_limit_holds_across_both_servers(cluster):
         assert all(f["event"] == "task-failed" and f["error_code"] == QUOTA for f in refused), \
             refused
         live = [_metric(s, "voxscope_sessions") for s in cluster.servers]
-        assert sorted(live) == [1, 1], ("the admitted sessions run on both servers", live)
+        # The limit counts the key's sessions wherever nginx put them. They usually land one on
+        # each server; nginx may also put both on one (a server marked failed for fail_timeout
+        # after an earlier test's error, seen once in CI), and the limit must hold either way
+        # (across two servers deterministically: tests/operations/test_limits_redis.py).
+        assert sum(live) == SESSION_LIMIT, ("the admitted sessions", live)
+        print(f"\nadmitted sessions per server: {live}")
     finally:
         outcomes = [h.finish() for h in held if h.started]
     assert outcomes == ["task-finished"] * len(started), outcomes
