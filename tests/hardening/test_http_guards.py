@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import select
 import socket
 import time
@@ -128,13 +129,22 @@ def _rss_mb(pid: int) -> float:
 
 
 def _read_response(sock: socket.socket) -> bytes:
+    """The status line, headers and body (up to its Content-Length): the body may arrive in a
+    later segment than the headers (seen once in CI)."""
     data = b""
     while b"\r\n\r\n" not in data:
         part = sock.recv(65536)
         if not part:
-            break
+            return data
         data += part
-    return data
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        part = sock.recv(65536)
+        if not part:
+            break
+        body += part
+    return head + b"\r\n\r\n" + body
 
 
 @pytest.mark.timeout(300)
