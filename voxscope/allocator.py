@@ -57,6 +57,7 @@ _libc: ctypes.CDLL | None = None
 _trimmer: threading.Thread | None = None
 _lock = threading.Lock()
 _threshold: int | None = None  # the mmap threshold configure() set (None: not ours to change)
+_bulk_to = 0  # the bulk threshold bulk_decoding() may set (0: off), read once by configure()
 _bulk = False  # whether the bulk threshold is in force
 
 
@@ -77,7 +78,7 @@ ONEDNN_PRIMITIVE_CACHE = 64  # oneDNN primitives kept (default 1024), see config
 
 def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
     """Apply the settings (once per process) and start the periodic trim; False outside glibc."""
-    global _trimmer, _threshold
+    global _trimmer, _threshold, _bulk_to
     # oneDNN (CTranslate2's CPU conv / matmul kernels) keeps a JIT-compiled primitive per input
     # shape, up to 1024 by default; short-window decodes have a new encoder width almost every
     # time, so the cache grew ~0.6 MB of native heap per distinct width (~1 MB per realtime
@@ -97,6 +98,8 @@ def configure(trim_period_s: float | None = TRIM_PERIOD_S) -> bool:
                 log.warning("mallopt(%d, %d) failed", param, value)
         # The operator's MALLOC_MMAP_THRESHOLD_ wins: bulk decoding then leaves it alone.
         _threshold = None if "MALLOC_MMAP_THRESHOLD_" in os.environ else MMAP_THRESHOLD
+        bulk = bulk_threshold()
+        _bulk_to = bulk if _threshold is not None and bulk > _threshold else 0
         if trim_period_s:
             _trimmer = threading.Thread(target=_trim_loop, args=(trim_period_s,),
                                         name="malloc-trim", daemon=True)
@@ -121,13 +124,12 @@ def bulk_decoding(on: bool) -> bool:
     bulk threshold is now in force."""
     global _bulk
     libc = _glibc()
-    bulk = bulk_threshold()
-    if libc is None or _threshold is None or not bulk or bulk <= _threshold:
+    if libc is None or _threshold is None or not _bulk_to:
         return False
     with _lock:
         if on == _bulk:
             return _bulk
-        libc.mallopt(M_MMAP_THRESHOLD, bulk if on else _threshold)
+        libc.mallopt(M_MMAP_THRESHOLD, _bulk_to if on else _threshold)
         _bulk = on
         if not on:
             # The buffers the bulk decodes left in the heaps go back now, not at the next

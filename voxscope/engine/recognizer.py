@@ -94,6 +94,9 @@ LANGUAGE_CHECK_S = 1.3
 # "心情"), Tagalog, Korean, Japanese before English, and one such preview locked the sentence's
 # previews to Mandarin.
 SHORT_DETECTION_SURE_P = 0.9
+# Outcomes of a decoded preview (`_preview_outcome`) that are never shown; the others are decided
+# after waiting for the previous final.
+_NOT_SHOWN = frozenset({"superseded", "empty", "stream_closed", "no_speech", "unsure_language"})
 
 
 @dataclass
@@ -429,13 +432,12 @@ class StreamingRecognizer:
     async def _deliver_partial(self, s: _Sentence, seq: int, audio_end: int,
                                fut: asyncio.Future) -> None:
         tr: Transcript | None = await fut
+        outcome = self._preview_outcome(s, seq, tr, audio_end)
         if trace.enabled():
-            trace.event(id(self), "preview_result", seg=s.index, seq=seq,
-                        outcome=self._preview_outcome(s, seq, tr, audio_end),
+            trace.event(id(self), "preview_result", seg=s.index, seq=seq, outcome=outcome,
                         language=tr.language if tr else None, text=tr.text if tr else None,
                         no_speech=round(tr.no_speech_prob, 3) if tr else None)
-        if tr is None or tr.empty or self._closed or tr.no_speech_prob > PARTIAL_NO_SPEECH \
-                or self._unsure_language(s, tr, audio_end):
+        if tr is None or outcome in _NOT_SHOWN:
             if tr is not None and seq == s.partial_seq and not s.emitted_partial_seq:
                 s.retry_soon = True  # nothing to show yet: ask again soon, not an interval later
             if seq == s.language_check_seq:
@@ -469,7 +471,8 @@ class StreamingRecognizer:
 
     def _preview_outcome(self, s: _Sentence, seq: int, tr: Transcript | None,
                          audio_end: int) -> str:
-        """Why a decoded preview is shown or not (the trace's words for `_deliver_partial`)."""
+        """Why a decoded preview is shown or not: `_deliver_partial`'s rules (the first ones,
+        _NOT_SHOWN, decide at once) and the trace's words for them."""
         if tr is None:
             return "superseded"
         if tr.empty:
