@@ -142,8 +142,14 @@ def test_meter_prices_a_sentence_at_its_final_work_including_missed_speculation(
         meter.sentence_closed()
     assert meter.final_sentence_s() == pytest.approx(1.0)
     assert meter.final_decode_s == pytest.approx(0.5)
-    clock.t += 16.0  # all of it slid out of the window: too few sentences to say
-    assert meter.final_sentence_s() is None
+    # All of it slid out of the window: too few sentences to say, so the last measure stands
+    # (not one final's time, which would halve the price between two measures).
+    clock.t += 16.0
+    assert meter.final_sentence_s() == pytest.approx(1.0)
+    _decode_finals(meter, clock, MIN_SENTENCES, 0.25)  # a new measure replaces it
+    for _ in range(MIN_SENTENCES):
+        meter.sentence_closed()
+    assert meter.final_sentence_s() == pytest.approx(0.25)
 
 
 def test_meter_needs_a_few_sentences_before_it_prices_one():

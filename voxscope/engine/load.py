@@ -39,6 +39,7 @@ class LoadMeter:
         self.oldest_final: Callable[[], float | None] = lambda: None  # submit time of a queued final
         self.final_decode_s: float | None = None  # smoothed model time per final (batch / size)
         self._closed: deque[float] = deque()  # times realtime sentences closed (asked for a final)
+        self._sentence_s: float | None = None  # the last final_sentence_s() measured
 
     def record(self, start: float, end: float, priority: Priority,
                final_waits: list[float] | None = None) -> None:
@@ -71,11 +72,14 @@ class LoadMeter:
 
     def final_sentence_s(self) -> float | None:
         """Final-priority model seconds per sentence closed over the window (see the module
-        docstring); None until MIN_SENTENCES closed in it (too few to say)."""
+        docstring). With fewer than MIN_SENTENCES closed in it (too few to say) the last such
+        measure, None before the first: falling back to one final's time while streams are
+        still arriving would price them at half their cost between two measures."""
         busy = self.share(Priority.FINAL) * self.window_s
         with self._lock:
-            closed = len(self._closed)
-        return busy / closed if closed >= MIN_SENTENCES else None
+            if len(self._closed) >= MIN_SENTENCES:
+                self._sentence_s = busy / len(self._closed)
+            return self._sentence_s
 
     def share(self, *classes: Priority) -> float:
         """Fraction of the window the model spent decoding work of `classes` (0..1)."""
