@@ -109,8 +109,10 @@ MIN_SENTENCES = 4
 # Above this share of model time on realtime finals (over the window), no speculative final ahead
 # of the pause limit (engine/streaming/segmenter.py): at the floor (240 ms) most pauses are breaths
 # (the 8-stream overload run decoded 94 finals for 48 sentences), and every wasted final delays the
-# other streams' finals. Below it (1 stream uses ~0.05-0.1) speculation is as before.
-SPECULATE_MAX_FINAL_SHARE = 0.4
+# other streams' finals. Below it (1 stream uses ~0.05-0.1) speculation is as before. 0.5, not
+# lower: 4 streams run at 0.2-0.3 with bursts to 0.7, and there speculation's head start is worth
+# more than its misses (4 streams, 0.4: final p50 +1 s in one run; benchmarks/RESULTS.md, session 7).
+SPECULATE_MAX_FINAL_SHARE = 0.5
 
 # Model time of a realtime final decoded in a short window (audio + 1 s) over that of the start-up
 # decode below (2 s of silence in a 30 s window). Measured on the real clips, same process, beam 5,
