@@ -13,6 +13,7 @@ with admission by measured load off (`admit_max_load=0`, only max_sessions), for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -60,12 +62,19 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
             pcm, regions = long_stream(k + 1, repeat)
             threads.append(threading.Thread(target=client, args=(server.ws_inference, pcm,
                                                                  regions, outs[k])))
+        shares: list[float] = []
+        sampler = threading.Thread(target=sample_share, args=(server.http, threads, shares),
+                                   daemon=True)
         for th in threads:
             th.start()
+            if th is threads[0]:
+                sampler.start()
             time.sleep(stagger)
         for th in threads:
             th.join()
+        sampler.join()
         health = server.health()
+        counts = metric_counts(server.http)
     finally:
         server.stop()
     admitted = [o for o in outs if "error" not in o]
@@ -78,7 +87,42 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
             "first_partial_p95": pct(fp, 95),
             "regions_finalized": f"{sum(o['covered'] for o in admitted)}/"
                                  f"{sum(o['regions'] for o in admitted)}",
-            "served": health["models"], "loadavg_1m": [load0, os.getloadavg()[0]]}
+            "served": health["models"], "loadavg_1m": [load0, os.getloadavg()[0]],
+            "speculative": {k: v for k, v in counts.items() if k.startswith("speculative")},
+            "final_rechecks": counts.get("final_rechecks", 0.0),
+            "stream_cost": counts.get("stream_cost"),
+            "final_decode_s": counts.get("final_decode_s"),
+            "final_sentence_s": counts.get("final_sentence_s"),
+            "final_share_p50_max": [pct(shares, 50), max(shares, default=float("nan"))]}
+
+
+def sample_share(http: str, threads: list[threading.Thread], out: list[float]) -> None:
+    """The measured final share (/metrics) every 2 s while streams run: what admission and the
+    speculation rule see."""
+    while any(th.is_alive() for th in threads):
+        with contextlib.suppress(httpx.HTTPError):
+            out.append(metric_counts(http).get("final_share", 0.0))
+        time.sleep(2.0)
+
+
+def metric_counts(http: str) -> dict[str, float]:
+    """The speculation, recheck and admission price figures on /metrics (summed over models)."""
+    names = {"voxscope_speculative_finals_total": "speculative_{outcome}",
+             "voxscope_final_rechecks_total": "final_rechecks",
+             "voxscope_load_stream_cost": "stream_cost",
+             "voxscope_load_final_decode_seconds": "final_decode_s",
+             "voxscope_load_final_sentence_seconds": "final_sentence_s",
+             "voxscope_load_final_share": "final_share"}
+    out: dict[str, float] = {}
+    for line in httpx.get(http + "/metrics", timeout=10).text.splitlines():
+        name, _, rest = line.partition("{") if "{" in line else line.partition(" ")
+        if name not in names or line.startswith("#"):
+            continue
+        key = names[name]
+        if "{outcome" in line or 'outcome="' in line:
+            key = key.format(outcome=line.split('outcome="')[1].split('"')[0])
+        out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
 
 
 def main() -> None:
@@ -90,6 +134,9 @@ def main() -> None:
                     help="also offer the same streams with admission by load off (same run)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="server settings, e.g. admit_max_load=0.7 load_window_s=10")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                    help="also offer the same streams to a server with these settings on top "
+                         "of --set (same run), e.g. old-spec:speculate_max_final_share=1")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -98,6 +145,10 @@ def main() -> None:
     modes = [("admission", overrides)]
     if args.baseline:
         modes.append(("max_sessions only", {**overrides, "admit_max_load": 0}))
+    for v in args.variant:
+        name, _, kvs = v.partition(":")
+        extra = {k: yaml.safe_load(x) for k, x in (kv.split("=", 1) for kv in kvs.split(","))}
+        modes.append((name, {**overrides, **extra}))
     print(f"{'mode':>18} {'admitted':>8} {'refused':>7} {'final p50/p95/max (s)':>22} "
           f"{'1st partial p50/p95':>20} {'finalized':>9} {'load 1m':>10}")
     for name, ov in modes:
@@ -107,6 +158,12 @@ def main() -> None:
               f"{row['final_p50']:>7.2f} / {row['final_p95']:.2f} / {row['final_max']:<6.2f} "
               f"{row['first_partial_p50']:>9.2f} / {row['first_partial_p95']:<8.2f} "
               f"{row['regions_finalized']:>9} {row['loadavg_1m'][0]:>4.1f}-{row['loadavg_1m'][1]:<4.1f}",
+              flush=True)
+        finals = sum(m["served"].get("final", 0) for m in row["served"].values())
+        print(f"{'':>18} finals decoded {finals}, "
+              f"speculative {row['speculative']}, rechecks {row['final_rechecks']:.0f}, "
+              f"final share p50/max {row['final_share_p50_max'][0]:.2f}/"
+              f"{row['final_share_p50_max'][1]:.2f}, final s/sentence {row['final_sentence_s']}",
               flush=True)
     results["loadavg_after"] = os.getloadavg()
     if args.json:

@@ -93,6 +93,7 @@ class Engine:
                    boundary: Boundary | None = None) -> StreamingRecognizer:
         rec = StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit, boundary)
         rec.on_timing = lambda kind, s, m=profile.name: self.observer.timing(m, kind, s)
+        rec.speculate_max_final_share = self.settings.speculate_max_final_share
         return rec
 
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions,

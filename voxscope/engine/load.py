@@ -8,7 +8,10 @@ if the model can still serve every admitted stream's finals in time. Two measure
 - `final_wait()`: how long realtime finals waited in the queue before their decode started
   (mean over the window), or how long the oldest one queued now has waited, whichever is longer;
 - `final_decode_s`: model time one final takes (smoothed), which prices a stream before it has
-  run long enough to be measured.
+  run long enough to be measured;
+- `final_sentence_s()`: model time spent on final-priority work per sentence closed over the
+  window: one final, plus what the sentence cost besides (speculative finals at pauses speech
+  resumed over, short-window rechecks, translations), so admission prices what a stream costs.
 
 Pure bookkeeping with an injectable clock, so the admission rule can be unit-tested without a model.
 """
@@ -35,6 +38,8 @@ class LoadMeter:
         self._waits: deque[tuple[float, float]] = deque()  # (decode start, queue wait) of finals
         self.oldest_final: Callable[[], float | None] = lambda: None  # submit time of a queued final
         self.final_decode_s: float | None = None  # smoothed model time per final (batch / size)
+        self._closed: deque[float] = deque()  # times realtime sentences closed (asked for a final)
+        self._sentence_s: float | None = None  # the last final_sentence_s() measured
 
     def record(self, start: float, end: float, priority: Priority,
                final_waits: list[float] | None = None) -> None:
@@ -49,12 +54,32 @@ class LoadMeter:
                                        else 0.8 * self.final_decode_s + 0.2 * per)
             self._prune(end)
 
+    def sentence_closed(self) -> None:
+        """A realtime sentence closed: its final (and whatever else it cost) is asked for."""
+        now = self.clock()
+        with self._lock:
+            self._closed.append(now)
+            self._prune(now)
+
     def _prune(self, now: float) -> None:
         horizon = now - self.window_s
         while self._busy and self._busy[0][1] <= horizon:
             self._busy.popleft()
         while self._waits and self._waits[0][0] <= horizon:
             self._waits.popleft()
+        while self._closed and self._closed[0] <= horizon:
+            self._closed.popleft()
+
+    def final_sentence_s(self) -> float | None:
+        """Final-priority model seconds per sentence closed over the window (see the module
+        docstring). With fewer than MIN_SENTENCES closed in it (too few to say) the last such
+        measure, None before the first: falling back to one final's time while streams are
+        still arriving would price them at half their cost between two measures."""
+        busy = self.share(Priority.FINAL) * self.window_s
+        with self._lock:
+            if len(self._closed) >= MIN_SENTENCES:
+                self._sentence_s = busy / len(self._closed)
+            return self._sentence_s
 
     def share(self, *classes: Priority) -> float:
         """Fraction of the window the model spent decoding work of `classes` (0..1)."""
@@ -76,6 +101,18 @@ class LoadMeter:
         oldest = self.oldest_final()
         return max(mean, now - oldest if oldest is not None else 0.0)
 
+
+# final_sentence_s() needs this many sentences closed in the window: with fewer, one sentence's
+# final decoded in the window while the sentence closed before it would count double.
+MIN_SENTENCES = 4
+
+# Above this share of model time on realtime finals (over the window), no speculative final ahead
+# of the pause limit (engine/streaming/segmenter.py): at the floor (240 ms) most pauses are breaths
+# (the 8-stream overload run decoded 94 finals for 48 sentences), and every wasted final delays the
+# other streams' finals. Below it (1 stream uses ~0.05-0.1) speculation is as before. 0.5, not
+# lower: 4 streams run at 0.2-0.3 with bursts to 0.7, and there speculation's head start is worth
+# more than its misses (4 streams, 0.4: final p50 +1 s in one run; benchmarks/RESULTS.md, session 7).
+SPECULATE_MAX_FINAL_SHARE = 0.5
 
 # Model time of a realtime final decoded in a short window (audio + 1 s) over that of the start-up
 # decode below (2 s of silence in a 30 s window). Measured on the real clips, same process, beam 5,

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from voxscope.engine.hotwords import Hotword
+from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
@@ -222,7 +223,11 @@ class StreamingRecognizer:
         self._emit = emit
         self._boundary = boundary
         self._seg = Segmenter(config, sample_rate=SR, frame_samples=FRAME_SAMPLES,
-                              final_latency_s=lambda: self._sched.stats.final_latency_ema_s)
+                              final_latency_s=lambda: self._sched.stats.final_latency_ema_s,
+                              finals_busy=self._finals_busy)
+        # Above this measured share of model time on finals, no speculative final ahead of the
+        # pause limit (>= 1: always, as before; the hub sets it from `speculate_max_final_share`).
+        self.speculate_max_final_share = SPECULATE_MAX_FINAL_SHARE
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
         self._open: _Sentence | None = None
@@ -336,7 +341,7 @@ class StreamingRecognizer:
                 if s.spec_future is not None:
                     s.spec_future.cancel()
                     s.spec_future = None
-                    self.stats.speculative_misses += 1
+                    self._count_speculation(hit=False)
             elif isinstance(ev, Closed):
                 self._close(s, ev.end)
 
@@ -567,6 +572,8 @@ class StreamingRecognizer:
         if self._open is s:
             self._open = None
         s.end = end
+        if (meter := getattr(self._sched, "load", None)) is not None:
+            meter.sentence_closed()  # admission prices a stream's final work per sentence
         if self._boundary is not None:
             self._boundary("end", s.index, int(end * 1000 / SR))
         self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
@@ -581,11 +588,11 @@ class StreamingRecognizer:
             self._sched.promote(key)
         if s.spec_future is not None and s.spec_end == end:
             fut = s.spec_future
-            self.stats.speculative_hits += 1
+            self._count_speculation(hit=True)
         else:
             if s.spec_future is not None:
                 s.spec_future.cancel()
-                self.stats.speculative_misses += 1
+                self._count_speculation(hit=False)
             fut = self._submit(self._final_audio(s, end), self._final_options(s),
                                Priority.FINAL)
         if self.config.translate_to:
@@ -714,6 +721,19 @@ class StreamingRecognizer:
         cfg = self.config
         return sentence_words(words, offset_s, language, remove_fillers=cfg.remove_disfluencies,
                               punctuation=cfg.punctuation, hotwords=cfg.hotwords)
+
+    def _finals_busy(self) -> bool:
+        meter = getattr(self._sched, "load", None)  # scheduler stand-ins in tests may have none
+        return (meter is not None and self.speculate_max_final_share < 1.0
+                and meter.share(Priority.FINAL) >= self.speculate_max_final_share)
+
+    def _count_speculation(self, hit: bool) -> None:
+        if hit:
+            self.stats.speculative_hits += 1
+        else:
+            self.stats.speculative_misses += 1
+        if self.on_timing is not None:
+            self.on_timing("speculative_hit" if hit else "speculative_miss", 0.0)  # /metrics
 
     def _take_id(self) -> int:
         sid = self._next_id

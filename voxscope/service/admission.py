@@ -9,8 +9,9 @@ model instead of letting every admitted stream's finals lag without bound.
 - realtime finals do not already wait more than `max_final_wait_s` for the model.
 
 A stream's final cost is learned from the measurement (final share / stream-windows measured),
-starts at `stream_cost`, and is never below the model's measured time per final times
-`sentence_rate`, so streams that start together are counted before they have produced load.
+starts at `stream_cost`, and is never below the model's measured final work per sentence (one
+final at first, then everything final-priority a sentence cost: speculative misses, rechecks)
+times `sentence_rate`, so streams that start together are counted before they have produced load.
 The first stream is always admitted.
 """
 
@@ -33,6 +34,7 @@ class LoadReading:
     preview_share: float
     final_wait_s: float  # the worst model's
     final_decode_s: float | None = None  # model time per final (the slowest model's), if known
+    final_sentence_s: float | None = None  # final work per sentence closed (the dearest model's)
 
 
 def read_loads(meters: Iterable[LoadMeter]) -> LoadReading:
@@ -41,7 +43,10 @@ def read_loads(meters: Iterable[LoadMeter]) -> LoadReading:
                        preview_share=sum(m.share(Priority.PARTIAL) for m in meters),
                        final_wait_s=max((m.final_wait() for m in meters), default=0.0),
                        final_decode_s=max((m.final_decode_s for m in meters
-                                           if m.final_decode_s is not None), default=None))
+                                           if m.final_decode_s is not None), default=None),
+                       final_sentence_s=max((v for m in meters
+                                             if (v := m.final_sentence_s()) is not None),
+                                            default=None))
 
 
 @dataclass
@@ -72,10 +77,13 @@ class Admission:
         if present >= 1.0:
             self.cost = 0.7 * self.cost + 0.3 * (load.final_share / present)
         # Never price a stream below what its sentences cost at the model's measured speed: the
-        # share measured lags behind streams that have just started talking.
+        # share measured lags behind streams that have just started talking. A sentence costs
+        # the final work measured per sentence closed (speculative misses, rechecks included)
+        # once enough closed; before that one final's time (calibrated at start-up).
         cost = self.cost
-        if load.final_decode_s is not None:
-            cost = max(cost, load.final_decode_s * self.sentence_rate)
+        per_sentence = load.final_sentence_s or load.final_decode_s
+        if per_sentence is not None:
+            cost = max(cost, per_sentence * self.sentence_rate)
         projected = max(load.final_share, n * cost) + cost
         if projected > self.max_load:
             self.refused += 1
@@ -114,6 +122,9 @@ class AdmissionCollector(Collector):
              a.cost),
             ("voxscope_load_final_decode_seconds", "Model time one realtime final takes "
              "(smoothed; 0 until measured)", load.final_decode_s or 0.0),
+            ("voxscope_load_final_sentence_seconds", "Model time spent on final-priority work "
+             "per realtime sentence closed over the window (0 until measured)",
+             load.final_sentence_s or 0.0),
             ("voxscope_load_admission_limit", "Projected final share above which new streams are "
              "refused (0: off)", a.max_load),
             ("voxscope_load_refused_streams", "Streams refused by measured load (since start)",

@@ -58,6 +58,12 @@ class Metrics(EngineObserver):
             "voxscope_final_delay_seconds",
             "From the sentence's last speech audio received to its final result", ["model"],
             buckets=DELAY_BUCKETS, registry=r)
+        # Speculative finals (asked at a pause before it is known to end the sentence): a miss is
+        # final-priority work thrown away when speech resumed, which admission must pay for.
+        self.speculative_finals = Counter(
+            "voxscope_speculative_finals", "Speculative realtime final decodes by outcome (hit: "
+            "the sentence ended there; miss: speech resumed, the decode was stale)",
+            ["model", "outcome"], registry=r)
         self.final_rechecks = Counter(
             "voxscope_final_rechecks", "Short-window realtime finals that looked weak and were "
             "decoded again in the full 30 s window (final_window: short)", ["model"], registry=r)
@@ -88,6 +94,9 @@ class Metrics(EngineObserver):
     def timing(self, model: str, kind: str, seconds: float) -> None:
         if kind == "final_recheck":
             self.final_rechecks.labels(model).inc()
+            return
+        if kind in ("speculative_hit", "speculative_miss"):
+            self.speculative_finals.labels(model, kind.split("_")[1]).inc()
             return
         hist = self.first_partial_delay if kind == "first_partial" else self.final_delay
         hist.labels(model).observe(max(seconds, 0.0))

@@ -7,9 +7,10 @@ nothing here decodes, waits or knows the wall clock. The rules:
 - a sentence opens after `min_speech_ms` of speech, `preroll_ms` before its first voiced frame
   (never before the previous sentence's end);
 - weaker frames (hysteresis) continue speech but don't start it;
-- once a pause reaches the speculation delay, `Paused` asks for the sentence's final decode up to
-  then (`check`: in semantic punctuation mode the driver decodes, looks at the text and answers
-  through `semantic_answer`); speech after it makes that decode stale (`Resumed`);
+- once a pause reaches the speculation delay (the limit itself while the model is busy with
+  finals), `Paused` asks for the sentence's final decode up to then (`check`: in semantic
+  punctuation mode the driver decodes, looks at the text and answers through
+  `semantic_answer`); speech after it makes that decode stale (`Resumed`);
 - the pause closes the sentence at `max_sentence_silence_ms` (shorter for long sentences with
   `multi_threshold`; semantic mode only closes on its own after a long silence);
 - a sentence reaching `max_sentence_s` (Whisper's 30 s window) is cut at the best pause of its
@@ -103,11 +104,13 @@ Event = Opened | Paused | Resumed | Closed
 class Segmenter:
     def __init__(self, config: EndpointSettings, *, sample_rate: int = 16000,
                  frame_samples: int = 512,
-                 final_latency_s: Callable[[], float] = lambda: 0.0) -> None:
+                 final_latency_s: Callable[[], float] = lambda: 0.0,
+                 finals_busy: Callable[[], bool] = lambda: False) -> None:
         self.config = config
         self.sr = sample_rate
         self.frame = frame_samples
         self._final_latency_s = final_latency_s  # how long final decodes take right now
+        self._finals_busy = finals_busy  # the model is loaded with finals: no speculation ahead
         self.open: Segment | None = None
         self.segments = 0
         self.last_closed_end = 0
@@ -159,8 +162,10 @@ class Segmenter:
             s.voiced = False
         silence = fe - s.speech_end
         tail = min(silence, self.ms(cfg.tail_ms))
-        if silence >= self.speculation_delay(s, fe) and (
-                s.spec_end is None or s.spec_end < s.speech_end):
+        # Cheap tests first: the delay may read the model's load (only during a pause).
+        if (s.spec_end is None or s.spec_end < s.speech_end) and silence >= min(
+                self.ms(cfg.speculative_silence_ms), self.silence_limit(s, fe)) and (
+                silence >= self.speculation_delay(s, fe)):
             s.spec_end = s.speech_end + tail
             s.speculating = True
             events.append(Paused(s.index, s.spec_end, s.speech_end, cfg.semantic_punctuation))
@@ -213,13 +218,18 @@ class Segmenter:
 
         Early enough that the result is ready when the pause reaches its limit (judged by how long
         final decodes take right now), but no earlier: every pause that turns out to be a breath
-        inside a sentence wastes a full decode, which costs other streams latency.
+        inside a sentence wastes a full decode, which costs other streams latency. When the model
+        is already busy with finals (`finals_busy`), none ahead of the limit: a slow final's
+        latency would pull speculation to the floor, where most pauses are breaths, and the
+        wasted decodes are what overloads it further (issue 12, Overload).
         """
         cfg = self.config
         floor = self.ms(cfg.speculative_silence_ms)
         if cfg.semantic_punctuation:
             return floor  # the decision to close needs the text
         limit = self.silence_limit(s, fe)
+        if self._finals_busy():
+            return limit
         lead = self.ms(1300 * self._final_latency_s() + 100)
         return min(max(limit - lead, floor), limit)
 
