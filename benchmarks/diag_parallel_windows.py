@@ -6,6 +6,7 @@ fallback), once per configuration, each configuration in its own child process (
 and peak RSS are its own):
 
 - `seq`: one replica (`workers=1`), `--threads` threads, windows one after another (today);
+- `seq:2x2`: two replicas, but one window at a time (what a second replica costs by itself);
 - `par`: `workers=2` replicas of one `ctranslate2.models.Whisper` (the weights are shared), each
   with `threads` threads, two Python threads taking windows in turn, so two decode at once.
 
@@ -42,7 +43,8 @@ def _peak_mb() -> float:
     return float("nan")
 
 
-def child(lang: str, minutes: float, workers: int, threads: int, limit: int) -> dict:
+def child(lang: str, minutes: float, workers: int, threads: int, limit: int,
+          callers: int) -> dict:
     from benchmarks.bench_file_throughput import build
     from voxscope import allocator
     from voxscope.config import load_settings
@@ -83,7 +85,7 @@ def child(lang: str, minutes: float, workers: int, threads: int, limit: int) -> 
     allocator.bulk_decoding(True)  # a file task alone on the main model, as the scheduler does
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
-    threads_ = [threading.Thread(target=work) for _ in range(workers)]
+    threads_ = [threading.Thread(target=work) for _ in range(callers)]
     for t in threads_:
         t.start()
     for t in threads_:
@@ -105,15 +107,16 @@ def main() -> None:
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        w, t = map(int, args.child.split("x"))
-        print(json.dumps(child(args.lang, args.minutes, w, t, args.limit)))
+        name, wt = args.child.split(":")
+        w, t = map(int, wt.split("x"))
+        print(json.dumps(child(args.lang, args.minutes, w, t, args.limit,
+                               1 if name == "seq" else w)))
         return
     base = None
     print(f"load average {os.getloadavg()[0]:.1f}", flush=True)
     for cfg in args.config:
-        name, wt = cfg.split(":")
         proc = subprocess.run([sys.executable, __file__, "--lang", args.lang, "--minutes",
-                               str(args.minutes), "--limit", str(args.limit), "--child", wt],
+                               str(args.minutes), "--limit", str(args.limit), "--child", cfg],
                               capture_output=True, text=True, cwd=ROOT, env=os.environ)
         if proc.returncode:
             print(cfg, "failed:", proc.stderr[-2000:])
