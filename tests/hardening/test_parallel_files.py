@@ -203,3 +203,32 @@ def test_parallel_file_windows_give_the_same_transcript(audio_host):
     assert error_rate("en", reference, " ".join(x.split(" ", 2)[2] for x in two.splitlines()
                                                 if x.count(" ") >= 2)) <= 0.3, two
     assert two == one
+
+
+LOAD_RSS = """
+import sys
+from voxscope.engine.model_store import ModelStore
+from voxscope.engine.whisper_backend import WhisperBackend
+backend = WhisperBackend(ModelStore().resolve("whisper-base"), cpu_threads=2,
+                         workers=int(sys.argv[1]))
+with open("/proc/self/status") as fh:
+    print(next(int(x.split()[1]) for x in fh if x.startswith("VmRSS:")))
+"""
+
+
+@pytest.mark.timeout(WAIT_S)
+def test_a_second_replica_shares_the_weights():
+    """A model object with two replicas holds about what one holds after loading (the weights
+    are shared; a separate second model costs ~+117 MB). RSS in KiB of two child processes,
+    compared as a ratio: it does not depend on the machine's load."""
+    import subprocess
+    import sys
+
+    rss = {}
+    for workers in (1, 2):
+        out = subprocess.run([sys.executable, "-c", LOAD_RSS, str(workers)], capture_output=True,
+                             text=True, timeout=WAIT_S)
+        assert out.returncode == 0, out.stderr[-2000:]
+        rss[workers] = int(out.stdout.strip().splitlines()[-1])
+    print("RSS after load (KiB):", rss)
+    assert rss[2] < 1.1 * rss[1], rss

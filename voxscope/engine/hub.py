@@ -46,7 +46,7 @@ class Engine:
                 log.info("loading model %s from %s", model, path)
                 backend = WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
                                          cpu_threads=self.settings.cpu_threads,
-                                         workers=self.settings.model_workers)
+                                         workers=self._workers(spec))
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
                                            max_wait_s=self.settings.batch_wait_ms / 1000,
                                            load_window_s=self.settings.load_window_s,
@@ -64,10 +64,14 @@ class Engine:
                 self._schedulers[model] = sched
             return sched
 
+    def _workers(self, spec: LocalModel) -> int:
+        """CTranslate2 replicas of a model: `model_workers` on CPU, one on a GPU (not measured)."""
+        return self.settings.model_workers if spec.device == "cpu" else 1
+
     def _file_lane(self, spec: LocalModel, path: Path) -> Callable[[], WhisperBackend] | None:
         """How the scheduler builds its file lane's model replica (None: no lane)."""
         threads = self.settings.file_lane_threads
-        if threads <= 0 or (self.settings.file_lane_shared and self.settings.model_workers > 1):
+        if threads <= 0 or (self.settings.file_lane_shared and self._workers(spec) > 1):
             return None
         def build() -> WhisperBackend:
             # An int8 copy loads without the float16 model's ~115 MB peak (the replica loads
