@@ -350,18 +350,30 @@ class InferenceScheduler:
         """The queue the second thread may take from now: sync requests, then file windows, while
         no realtime work is about (and no separate lane replica is held: memory); file windows
         while it is, as the shared file lane."""
-        if time.monotonic() - self._last_realtime < self.realtime_hold_s:
-            return self._lower[Priority.FILE] if self._shared_lane and self._lane_work() else None
+        now = time.monotonic()
+        if now - self._last_realtime < self.realtime_hold_s:
+            # The shared lane runs at the realtime lane's CPU priority: a file window waits for a
+            # pause in realtime work (as on one model), at most file_max_defer_s.
+            files = self._lower[Priority.FILE]
+            return files if (self._shared_lane and self._lane_work()
+                             and now >= self._shared_lane_from()) else None
         if self.file_backend is not None:
             return None
         return next((q for q in self._lower.values() if q), None)
 
+    def _shared_lane_from(self) -> float:
+        """When the shared lane may start the oldest file window while realtime work is about."""
+        return min(self._last_realtime + self.realtime_idle_s,
+                   self._lower[Priority.FILE][0].submitted + self.file_max_defer_s)
+
     def _helper_wait_s(self) -> float | None:
-        """How long the idle second thread may sleep: until realtime work is no longer about, if
-        work it may not take yet waits for that."""
+        """How long the idle second thread may sleep: until realtime work is no longer about (or,
+        as the shared lane, a pause in it), if work it may not take yet waits for that."""
         if not any(self._lower.values()):
             return None
         left = self._last_realtime + self.realtime_hold_s - time.monotonic()
+        if self._shared_lane and self._lower[Priority.FILE] and left > 0:
+            return max(0.01, min(left, self._shared_lane_from() - time.monotonic()))
         return left if left > 0.01 else 1.0  # a lane replica is held: look again later
 
     def _take_helper_batch(self) -> list[_Request] | None:
