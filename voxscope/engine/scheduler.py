@@ -27,9 +27,9 @@ batches across sessions:
   `file_lane_idle_s` is dropped (and the heaps trimmed: ~125 MB back) and built again when file and
   realtime work next meet.
 - with a backend of several CTranslate2 replicas (`backend.workers`, setting `model_workers`: the
-  replicas of one model object share its weights, a second costs only its activations), a second
-  thread decodes file windows and sync requests beside the main lane while no realtime work is
-  about, one per decode on each thread, so two windows decode at once (a beam-search decode does
+  replicas of one model object share its weights; measured +80-100 MB of peak RSS for a file task),
+  a second thread decodes file windows and sync requests beside the main lane while no realtime
+  work is about, one per decode on each thread, so two windows decode at once (a beam-search decode does
   not keep 2 intra-op threads busy); with `file_lane_shared` that thread is also the file lane while
   realtime work is about (no separate replica: one file window at a time, the other replica stays
   free for realtime work). Realtime work only ever goes to the main lane.
