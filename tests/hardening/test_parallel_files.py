@@ -232,3 +232,20 @@ def test_a_second_replica_shares_the_weights():
         rss[workers] = int(out.stdout.strip().splitlines()[-1])
     print("RSS after load (KiB):", rss)
     assert rss[2] < 1.1 * rss[1], rss
+
+
+@pytest.mark.timeout(WAIT_S)
+def test_a_request_the_second_thread_took_during_batch_collection_is_no_error(caplog):
+    """The main lane collects a batch for `max_wait_s` with the lock released; the second thread
+    may take the only request meanwhile. The main lane then looks again (it raised StopIteration
+    and logged "scheduler failed to form a batch": `voxscope transcribe` printed a traceback)."""
+    backend = GatedBackend()
+    sched = InferenceScheduler(backend, max_batch=4, max_wait_s=0.05,  # type: ignore[arg-type]
+                               realtime_hold_s=60.0)
+    try:
+        for t in range(20):  # one at a time: each is the only request while the main lane waits
+            assert sched.submit(tagged(t), FULL, Priority.SYNC).result(WAIT_S) == t
+    finally:
+        sched.close()
+    assert SECOND in {name for name, _ in backend.calls}, backend.calls
+    assert "failed to form a batch" not in caplog.text, caplog.text

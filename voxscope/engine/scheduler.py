@@ -272,6 +272,8 @@ class InferenceScheduler:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+            if not self._main_depth():
+                return []  # the second thread took it meanwhile: look again
             # The highest class with work; lower classes wait (strict priority, no mixing) -
             # except a sentence's first preview: one short greedy window, it goes ahead of finals
             # (the wait until a speaker sees anything at all matters most; finals lose ~0.1 s).
