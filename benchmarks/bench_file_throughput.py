@@ -104,7 +104,8 @@ def child(system: str, wav: Path, threads: int, batch: int, args: argparse.Names
 
         cfg = Path(tempfile.mkdtemp(prefix="voxscope-bench-")) / "config.yaml"
         cfg.write_text(json.dumps({"models": models_config(args)}))  # JSON is YAML
-        engine = Engine(load_settings(cfg, cpu_threads=threads, max_batch=args.max_batch))
+        engine = Engine(load_settings(cfg, cpu_threads=threads, max_batch=args.max_batch,
+                                      **_settings(args)))
         sched = engine.scheduler("whisper-base")
         t, c = time.monotonic(), _cpu_s()
         opts = OfflineOptions(language=None)  # as `voxscope transcribe` (file tasks: conditioned)
@@ -119,11 +120,19 @@ def run_child(system: str, wav: Path, threads: int, batch: int, args: argparse.N
     out = subprocess.run([sys.executable, __file__, "--child", system, str(wav),
                           "--threads", str(threads), "--batch", str(batch),
                           "--device", args.device, "--compute-type", compute_type(args),
-                          "--max-batch", str(args.max_batch)],
+                          "--max-batch", str(args.max_batch),
+                          *[x for kv in args.set for x in ("--set", kv)]],
                          capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:  # one failing system must not hide the others' numbers
         raise RuntimeError(f"{system} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    """`--set key=value` server settings (YAML values: numbers and booleans as such)."""
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
 
 def run_task(srv, base: str, name: str) -> dict:
@@ -150,7 +159,14 @@ def run_task(srv, base: str, name: str) -> dict:
     sampler.join()
     assert done.output["task_status"] == "SUCCEEDED", done
     doc = httpx.get(done.output["result"]["transcription_url"], timeout=60).json()
+    # The SDK's wait polls every 1-5 s: the server's own submit -> end time is the task's wall
+    # time without that granularity (its clock, same machine).
+    from datetime import datetime
+
+    stamps = [datetime.strptime(done.output[k], "%Y-%m-%d %H:%M:%S.%f")
+              for k in ("submit_time", "end_time")]
     return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": peak,
+            "server_wall_s": (stamps[1] - stamps[0]).total_seconds(),
             "text": doc["transcripts"][0]["text"]}
 
 
@@ -164,6 +180,8 @@ def main() -> None:
     ap.add_argument("--systems", nargs="*", default=list(SYSTEMS), choices=SYSTEMS)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--max-batch", type=int, default=4, help="voxscope's max_batch setting")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a voxscope server setting for vox_cli and vox_task (repeatable)")
     ap.add_argument("--child", nargs=2, metavar=("SYSTEM", "WAV"), help=argparse.SUPPRESS)
     add_device_args(ap)
     args = ap.parse_args()
@@ -181,12 +199,13 @@ def main() -> None:
     if "vox_task" in args.systems:
         srv = ServerProcess(config={"server": {"fetch_allow_private": True,
                                                "cpu_threads": args.threads,
-                                               "max_batch": args.max_batch},
+                                               "max_batch": args.max_batch,
+                                               **_settings(args)},
                                     "models": models_config(args)}).start(timeout=300)
     load = os.getloadavg()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}; "
           f"threads {args.threads}; {args.device} {compute_type(args)}; "
-          f"load avg at start {load[0]:.1f}")
+          f"load avg at start {load[0]:.1f}; settings {_settings(args)}")
     try:
         for lang in args.langs:
             pcm, reference, seconds = build(lang, args.minutes, args.pause)
@@ -210,6 +229,8 @@ def main() -> None:
                                     "cpu_s": round(r["cpu_s"], 1),
                                     "peak_rss_mb": round(r["peak_rss_mb"]),
                                     "err": round(error_rate(lang, reference, r["text"]), 4)}
+                    if "server_wall_s" in r:
+                        rows[system]["server_wall_s"] = round(r["server_wall_s"], 1)
                 ratios = {}
                 for vox in ("vox_cli", "vox_task"):
                     for base_sys in ("fw_seq", "fw_batched"):
@@ -217,6 +238,8 @@ def main() -> None:
                             a, b = rows[vox], rows[base_sys]
                             ratios[f"{vox}/{base_sys}"] = {
                                 "wall": round(a["wall_s"] / b["wall_s"], 2),
+                                **({"server_wall": round(a["server_wall_s"] / b["wall_s"], 2)}
+                                   if "server_wall_s" in a else {}),
                                 "cpu": round(a["cpu_s"] / b["cpu_s"], 2),
                                 "err_points": round(100 * (a["err"] - b["err"]), 2)}
                 print(json.dumps({"lang": lang, "audio_s": round(seconds, 1), "run": rep + 1,

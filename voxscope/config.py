@@ -122,6 +122,16 @@ class Settings(BaseSettings):
     # The lane's replica (~125 MB) is dropped after this long without file windows to decode
     # (realtime work gone), and built again when file and realtime work next meet; <= 0: kept.
     file_lane_idle_s: float = 60.0
+    # CTranslate2 replicas of each model (one model object: they share its weights; a second
+    # replica's buffers and a second decode at once cost ~80-100 MB of peak RSS). With 2, a second
+    # thread decodes file windows and sync requests beside the first while no realtime work is
+    # about (engine/scheduler.py): same text and CPU, less wall time when cores are idle; 1: one
+    # decode at a time, as before (benchmarks/RESULTS.md, "Files on replicas that share weights").
+    model_workers: int = 2
+    # True (with model_workers >= 2): the file lane is the second replica of the main model
+    # (normal priority, one file window at a time) instead of a separate replica at
+    # `file_lane_nice` (file_lane_threads is then unused).
+    file_lane_shared: bool = False
     # A sentence's first preview decoded before queued finals. Off: measured on a quiet 2-core VM at
     # 4 streams it delayed finals (p50 6.5 -> 11.3 s) without bringing first partials sooner.
     first_preview_ahead: bool = False

@@ -25,7 +25,9 @@ from tests.files.helpers import (
 )
 from tests.support import ServerProcess, error_rate, norm_chars, norm_words, sdk_at, wav_bytes
 
-CONFIG = {"server": {"fetch_allow_private": True}}
+# one replica: this module checks that a file task's windows share batches (with two, they
+# decode one per decode, two at once: tests/hardening/test_parallel_files.py)
+CONFIG = {"server": {"fetch_allow_private": True, "model_workers": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ from dashscope.audio.qwen_asr import QwenTranscription
 from tests.files.helpers import EN_CLIPS, QWEN, AudioHost, concat_clips, get_doc, output_dict
 from tests.support import ServerProcess, error_rate, norm_words, sdk_at, wav_bytes
 
-CONFIG = {"server": {"fetch_allow_private": True}}
+# one replica: this module checks a batch of full windows on one model (with two, they
+# decode one per decode, two at once: tests/hardening/test_parallel_files.py)
+CONFIG = {"server": {"fetch_allow_private": True, "model_workers": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,8 @@ class Engine:
                 path = self.store.resolve(spec.path)
                 log.info("loading model %s from %s", model, path)
                 backend = WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
-                                         cpu_threads=self.settings.cpu_threads)
+                                         cpu_threads=self.settings.cpu_threads,
+                                         workers=self._workers(spec))
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
                                            max_wait_s=self.settings.batch_wait_ms / 1000,
                                            load_window_s=self.settings.load_window_s,
@@ -56,16 +57,21 @@ class Engine:
                                            file_lane=self._file_lane(spec, path),
                                            file_lane_nice=self.settings.file_lane_nice,
                                            file_lane_batch=self.settings.file_lane_batch,
-                                           file_lane_idle_s=self.settings.file_lane_idle_s)
+                                           file_lane_idle_s=self.settings.file_lane_idle_s,
+                                           file_lane_shared=self.settings.file_lane_shared)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 self._schedulers[model] = sched
             return sched
 
+    def _workers(self, spec: LocalModel) -> int:
+        """CTranslate2 replicas of a model: `model_workers` on CPU, one on a GPU (not measured)."""
+        return self.settings.model_workers if spec.device == "cpu" else 1
+
     def _file_lane(self, spec: LocalModel, path: Path) -> Callable[[], WhisperBackend] | None:
         """How the scheduler builds its file lane's model replica (None: no lane)."""
         threads = self.settings.file_lane_threads
-        if threads <= 0:
+        if threads <= 0 or (self.settings.file_lane_shared and self._workers(spec) > 1):
             return None
         def build() -> WhisperBackend:
             # An int8 copy loads without the float16 model's ~115 MB peak (the replica loads

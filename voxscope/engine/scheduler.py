@@ -26,6 +26,13 @@ batches across sessions:
   about what the replica's own weights cost). A replica that has had no file window to decode for
   `file_lane_idle_s` is dropped (and the heaps trimmed: ~125 MB back) and built again when file and
   realtime work next meet.
+- with a backend of several CTranslate2 replicas (`backend.workers`, setting `model_workers`: the
+  replicas of one model object share its weights; measured +80-100 MB of peak RSS for a file task),
+  a second thread decodes file windows and sync requests beside the main lane while no realtime
+  work is about, one per decode on each thread, so two windows decode at once (a beam-search decode does
+  not keep 2 intra-op threads busy); with `file_lane_shared` that thread is also the file lane while
+  realtime work is about (no separate replica: one file window at a time, the other replica stays
+  free for realtime work). Realtime work only ever goes to the main lane.
 """
 
 from __future__ import annotations
@@ -90,7 +97,7 @@ class InferenceScheduler:
                  first_preview_ahead: bool = False,
                  file_lane: Callable[[], WhisperBackend] | None = None,
                  file_lane_nice: int = 10, file_lane_batch: int = 1,
-                 file_lane_idle_s: float = 60.0) -> None:
+                 file_lane_idle_s: float = 60.0, file_lane_shared: bool = False) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.max_wait_s = max_wait_s
@@ -125,8 +132,17 @@ class InferenceScheduler:
         self._lane_active = float("-inf")  # monotonic time the lane last took file windows
         self.file_backend: WhisperBackend | None = None
         self._file_thread: threading.Thread | None = None
+        # A second thread on the main backend's second replica (see the module docstring).
+        self.parallel = getattr(backend, "workers", 1) > 1
+        self._shared_lane = file_lane_shared and self.parallel and file_lane is None
+        self._helper_thread: threading.Thread | None = None
         self._thread = threading.Thread(target=self._run, name="voxscope-inference", daemon=True)
         self._thread.start()
+        if self.parallel:
+            self._helper_thread = threading.Thread(target=self._work, daemon=True,
+                                                   args=(self._take_helper_batch, backend),
+                                                   name="voxscope-inference-2")
+            self._helper_thread.start()
         if file_lane is not None:
             self._file_thread = threading.Thread(target=self._run_file_lane,
                                                  name="voxscope-inference-file", daemon=True)
@@ -190,7 +206,7 @@ class InferenceScheduler:
 
     def _lane_has_files(self) -> bool:
         """Whether file windows are the file lane's now (it exists and realtime work is about)."""
-        return (self._file_lane is not None
+        return ((self._file_lane is not None or self._shared_lane)
                 and time.monotonic() - self._last_realtime < self.realtime_hold_s)
 
     def _lane_work(self) -> bool:
@@ -207,7 +223,7 @@ class InferenceScheduler:
     def _main_wait_s(self) -> float | None:
         """How long the idle main lane may sleep: until file windows left to the lane become its
         own (realtime work no longer about), else until notified."""
-        if self._file_lane is None or not self._lower[Priority.FILE]:
+        if (self._file_lane is None and not self._shared_lane) or not self._lower[Priority.FILE]:
             return None
         return max(0.01, self._last_realtime + self.realtime_hold_s - time.monotonic())
 
@@ -238,6 +254,8 @@ class InferenceScheduler:
         self._thread.join(timeout=30)
         if self._file_thread is not None:
             self._file_thread.join(timeout=30)
+        if self._helper_thread is not None:
+            self._helper_thread.join(timeout=30)
 
     # -- worker ---------------------------------------------------------------------------------
     def _take_batch(self) -> list[_Request] | None:
@@ -254,6 +272,8 @@ class InferenceScheduler:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+            if not self._main_depth():
+                return []  # the second thread took it meanwhile: look again
             # The highest class with work; lower classes wait (strict priority, no mixing) -
             # except a sentence's first preview: one short greedy window, it goes ahead of finals
             # (the wait until a speaker sees anything at all matters most; finals lose ~0.1 s).
@@ -277,6 +297,9 @@ class InferenceScheduler:
                     if now < until:
                         self._cond.wait(until - now)
                         return []  # look again: realtime work may have come meanwhile
+            if (self.parallel and queue is not None and queue is not self._finals
+                    and time.monotonic() - self._last_realtime >= self.realtime_hold_s):
+                limit = 1  # the second thread takes the next one: two decode at once
             first = queue[0] if queue is not None else next(iter(self._partials.values()))
             shape = (first.options.full_window, first.options.beam_size)
             batch: list[_Request] = []
@@ -324,6 +347,45 @@ class InferenceScheduler:
             for req in batch:
                 queue.remove(req)
             return batch
+
+    def _helper_queue(self) -> deque[_Request] | None:
+        """The queue the second thread may take from now: sync requests, then file windows, while
+        no realtime work is about (and no separate lane replica is held: memory); file windows
+        while it is, as the shared file lane."""
+        now = time.monotonic()
+        if now - self._last_realtime < self.realtime_hold_s:
+            # The shared lane runs at the realtime lane's CPU priority: a file window waits for a
+            # pause in realtime work (as on one model), at most file_max_defer_s.
+            files = self._lower[Priority.FILE]
+            return files if (self._shared_lane and self._lane_work()
+                             and now >= self._shared_lane_from()) else None
+        if self.file_backend is not None:
+            return None
+        return next((q for q in self._lower.values() if q), None)
+
+    def _shared_lane_from(self) -> float:
+        """When the shared lane may start the oldest file window while realtime work is about."""
+        return min(self._last_realtime + self.realtime_idle_s,
+                   self._lower[Priority.FILE][0].submitted + self.file_max_defer_s)
+
+    def _helper_wait_s(self) -> float | None:
+        """How long the idle second thread may sleep: until realtime work is no longer about (or,
+        as the shared lane, a pause in it), if work it may not take yet waits for that."""
+        if not any(self._lower.values()):
+            return None
+        left = self._last_realtime + self.realtime_hold_s - time.monotonic()
+        if self._shared_lane and self._lower[Priority.FILE] and left > 0:
+            return max(0.01, min(left, self._shared_lane_from() - time.monotonic()))
+        return left if left > 0.01 else 1.0  # a lane replica is held: look again later
+
+    def _take_helper_batch(self) -> list[_Request] | None:
+        """The second thread's next decode: one request (see _helper_queue)."""
+        with self._cond:
+            while not self._closed and (queue := self._helper_queue()) is None:
+                self._cond.wait(self._helper_wait_s())
+            if self._closed or queue is None:
+                return None
+            return [queue.popleft()]
 
     def _run_file_lane(self) -> None:
         try:
