@@ -32,6 +32,7 @@ from faster_whisper.transcribe import (
 from rapidfuzz.distance import Levenshtein
 
 from voxscope.engine.hotwords import decoder_prompt, hotwords_for
+from voxscope.engine.streaming.final_guard import short_final_in_full
 from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, letters, to_simplified
 from voxscope.engine.types import DecodeOptions, Transcript, Word
 
@@ -98,8 +99,9 @@ class WhisperBackend:
         """Decode independent windows; returns one Transcript per item, in order."""
         results: list[Transcript | None] = [None] * len(items)
         groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
-        for i, (_, opts) in enumerate(items):
-            groups[(opts.full_window, opts.beam_size)].append(i)
+        for i, (audio, opts) in enumerate(items):
+            full = opts.full_window or short_final_in_full(len(audio), opts)
+            groups[(full, opts.beam_size)].append(i)
         for (full, beam), idxs in groups.items():
             for i, res in zip(idxs, self._decode_group([items[i] for i in idxs], full, beam),
                               strict=True):
