@@ -56,3 +56,18 @@ def test_the_guard_leaves_a_short_final_the_backend_decoded_in_full():
     assert not short.options.full_window  # asked short; the backend widens it (test above)
     assert rechecks == [] and s.rec.stats.final_rechecks == 0  # no second full-window decode
     assert [r.text for r in s.finals] == ["Hello their."]
+
+
+def test_short_is_the_default_and_reaches_the_decode():
+    from tests.engine.test_recognizer_driver import Session, silence, speech
+    from voxscope.config import load_settings
+
+    async def main() -> set[bool]:
+        s = Session(**load_settings().stream_options())
+        await s.feed(np.concatenate([silence(0.512), speech(1.504), silence(0.4)]))
+        windows = {r.options.full_window for r in s.sched.requests if r.final}
+        s.rec.close()
+        return windows
+
+    assert load_settings().final_window == "short"
+    assert asyncio.run(main()) == {False}  # asked short; the backend widens finals under 4 s
