@@ -55,6 +55,7 @@ LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 FALLBACK_TEMPERATURES = (0.4, 0.8)
 TAIL_MIN_S = 1.0  # unexplained audio after Whisper's last timestamp worth a second look
+SHORT_TAIL_MIN_S = 3.0  # the same for a short-window final (see the tail repair's call)
 # Padding after a tail's audio. A tail is short (the last sentence or two of a window): encoding
 # it padded to 30 s cost a whole window's encoder pass (~0.85 CPU-s on 2 cores, ~40 % of a file
 # window's decode) for a few seconds of speech; 5 s of padding costs about a tenth of that and
@@ -159,10 +160,12 @@ class WhisperBackend:
                 tr = self._without_hotwords(enc, b, batch.shape[0], tokenizers[b], opts, beam, tr,
                                             langs[b], lang_probs[b], duration)
             out.append(tr)
-            # Short-window finals too: a 26 s sentence's final (gummy-chat, forced cut) stopped
-            # after 18 s there and lost the rest (tests/gummy/test_gummy_chat.py row 28).
-            if ((full or opts.word_timestamps) and depth == 0 and tr.tokens
-                    and duration - tr.last_time > TAIL_MIN_S):
+            # Short-window finals too, past a longer gap: a 26 s sentence's final (gummy-chat,
+            # forced cut) stopped after 18 s there and lost the rest (tests/gummy/test_gummy_chat.py
+            # row 28); at TAIL_MIN_S an 8 kHz Opus sentence's tail echoed its last words
+            # ("... built around it. The dreams built around it.", tests/realtime/test_accuracy.py).
+            gap = TAIL_MIN_S if full else SHORT_TAIL_MIN_S if opts.word_timestamps else None
+            if depth == 0 and tr.tokens and gap is not None and duration - tr.last_time > gap:
                 tails.append((b, tr.last_time))
         if tails:
             self._decode_tails(items, out, tails, langs)
