@@ -141,7 +141,10 @@ def length(lang: str, reference: str) -> int:
 
 def run_variant(name: str, overrides: dict, work: list[dict], pace: float, parallel: int,
                 rows: dict, log_dir: Path | None = None) -> None:
-    server = ServerProcess(config={"server": {"max_sessions": parallel + 2, **overrides}}).start()
+    env = {k: v for k, v in overrides.items() if k.startswith("VOXSCOPE_")}  # e.g. a constant
+    overrides = {k: v for k, v in overrides.items() if k not in env}
+    server = ServerProcess(env=env, config={"server": {"max_sessions": parallel + 2,
+                                                       **overrides}}).start()
     try:
         cpu0 = cpu_seconds(server.proc.pid)
         queue = list(work)

@@ -144,13 +144,14 @@ class Settings(BaseSettings):
     # fraction of a word Whisper invents text ("you"); see benchmarks/RESULTS.md, "First partial".
     min_partial_speech_ms: int = 400
     partial_interval_s: float = 0.6
-    # The window a realtime sentence's final is decoded in: "full" pads it to Whisper's 30 s like
-    # faster-whisper; "short" to the audio plus 1 s, as previews are, and a short final that looks
-    # weak is decoded again in the full window (engine/streaming/final_guard.py). Through the
-    # server on every real clip (benchmarks/RESULTS.md, "Final window", session 6) short finals
-    # were 0.4 points worse in total and tests/quality/test_accuracy.py's Mandarin gap to offline
-    # faster-whisper fails with them (a first word wrong), so "full" stays the default; "short" is
-    # what lets more streams per core keep final latency (RESULTS, "Overload").
+    # The window a realtime sentence's final is decoded in. "full": padded to Whisper's 30 s like
+    # faster-whisper. "short": the audio plus 1 s, as previews are, except a final on less than
+    # 4 s of audio, which gets the full window (short windows flipped such sentences' first
+    # words), and a longer one that looks weak is decoded again in the full window
+    # (engine/streaming/final_guard.py). Short was as accurate in total through the server (0.049
+    # vs 0.050) and passes tests/quality/test_accuracy.py, but still loses words at forced cuts
+    # (tests/hardening/test_forced_cut.py: 6 deletions vs 0), so "full" stays the default
+    # (benchmarks/RESULTS.md, "Short finals as the default? (session 7)").
     final_window: Literal["full", "short"] = "full"
     max_task_audio_s: float = 4 * 3600.0
 

@@ -120,8 +120,11 @@ SPECULATE_MAX_FINAL_SHARE = 0.5
 # of it), in-process CPU 7.2 vs 19.6 s for the same clips' 30 s-window finals (0.37); 0.35 errs
 # high, and real finals correct it within a few sentences. Silence itself cannot be timed in a
 # short window: 5 s of it decodes to no tokens (0.1 s), 2 s to a hallucinated "1.0" and a
-# temperature fallback (2 s).
-SHORT_FINAL_SHARE = 0.35
+# temperature fallback (2 s). Since finals on less than 4 s of audio are decoded in the full window
+# (streaming.final_guard.short_final_in_full), the final decodes of one bench_final_window run (47,
+# speculative ones included) cost 0.76 of the same decodes all in 30 s windows, in-process CPU
+# (42.9 vs 56.7 s; short windows alone 0.55): 0.75 (RESULTS, "Short finals ... session 7").
+SHORT_FINAL_SHARE = 0.75
 
 
 def calibrate(backend, meter: LoadMeter, full_window: bool = True) -> float:

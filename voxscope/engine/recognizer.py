@@ -38,7 +38,7 @@ from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
-from voxscope.engine.streaming.final_guard import better, weak_reason
+from voxscope.engine.streaming.final_guard import better, short_final_in_full, weak_reason
 from voxscope.engine.streaming.results import ResultWord as ResultWord
 from voxscope.engine.streaming.results import (
     SentenceResult,
@@ -677,6 +677,8 @@ class StreamingRecognizer:
         reason = weak_reason(tr, (s.speech_end - s.start) / SR)
         if reason is None or s.final_audio is None:
             return tr
+        if short_final_in_full(len(s.final_audio), self._final_options(s)):
+            return tr  # the backend already decoded this short a final in the full window
         self.stats.final_rechecks += 1
         if self.on_timing is not None:
             self.on_timing("final_recheck", 0.0)  # counted on /metrics

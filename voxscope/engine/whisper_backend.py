@@ -32,6 +32,7 @@ from faster_whisper.transcribe import (
 from rapidfuzz.distance import Levenshtein
 
 from voxscope.engine.hotwords import decoder_prompt, hotwords_for
+from voxscope.engine.streaming.final_guard import short_final_in_full
 from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, letters, to_simplified
 from voxscope.engine.types import DecodeOptions, Transcript, Word
 
@@ -54,6 +55,7 @@ LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 FALLBACK_TEMPERATURES = (0.4, 0.8)
 TAIL_MIN_S = 1.0  # unexplained audio after Whisper's last timestamp worth a second look
+SHORT_TAIL_MIN_S = 3.0  # the same for a short-window final (see the tail repair's call)
 # Padding after a tail's audio. A tail is short (the last sentence or two of a window): encoding
 # it padded to 30 s cost a whole window's encoder pass (~0.85 CPU-s on 2 cores, ~40 % of a file
 # window's decode) for a few seconds of speech; 5 s of padding costs about a tenth of that and
@@ -102,8 +104,9 @@ class WhisperBackend:
         """Decode independent windows; returns one Transcript per item, in order."""
         results: list[Transcript | None] = [None] * len(items)
         groups: dict[tuple[bool, int], list[int]] = defaultdict(list)
-        for i, (_, opts) in enumerate(items):
-            groups[(opts.full_window, opts.beam_size)].append(i)
+        for i, (audio, opts) in enumerate(items):
+            full = opts.full_window or short_final_in_full(len(audio), opts)
+            groups[(full, opts.beam_size)].append(i)
         for (full, beam), idxs in groups.items():
             for i, res in zip(idxs, self._decode_group([items[i] for i in idxs], full, beam),
                               strict=True):
@@ -161,7 +164,12 @@ class WhisperBackend:
                 tr = self._without_hotwords(enc, b, batch.shape[0], tokenizers[b], opts, beam, tr,
                                             langs[b], lang_probs[b], duration)
             out.append(tr)
-            if full and depth == 0 and tr.tokens and duration - tr.last_time > TAIL_MIN_S:
+            # Short-window finals too, past a longer gap: a 26 s sentence's final (gummy-chat,
+            # forced cut) stopped after 18 s there and lost the rest (tests/gummy/test_gummy_chat.py
+            # row 28); at TAIL_MIN_S an 8 kHz Opus sentence's tail echoed its last words
+            # ("... built around it. The dreams built around it.", tests/realtime/test_accuracy.py).
+            gap = TAIL_MIN_S if full else SHORT_TAIL_MIN_S if opts.word_timestamps else None
+            if depth == 0 and tr.tokens and gap is not None and duration - tr.last_time > gap:
                 tails.append((b, tr.last_time))
         if tails:
             self._decode_tails(items, out, tails, langs)

@@ -3,12 +3,34 @@
 Short windows (`final_window: short`) cost about a third of the CPU at the same or lower error on
 the real clips (benchmarks/RESULTS.md, "Final window"), but Whisper was trained on 30 s windows:
 a short-window final that looks weak is decoded again in the full window and the better of the two
-kept. Pure rules on a Transcript, no model, so they are unit-tested directly.
+kept; a final on a few seconds of audio is decoded in the full window to begin with
+(`short_final_in_full`, applied by the backend). Pure rules, no model, so they are unit-tested
+directly.
 """
 
 from __future__ import annotations
 
-from voxscope.engine.types import Transcript
+import os
+
+from voxscope.engine.types import DecodeOptions, Transcript
+
+SAMPLE_RATE = 16000
+
+# A realtime final (word timestamps) on less audio than this is decoded in the full 30 s window
+# even under `final_window: short`. On a few seconds of audio plus 1 s Whisper, trained on 30 s
+# windows, flipped short sentences' first words ("希望" -> "洗澡" on zh_cosyvoice, "storm" ->
+# "storm's"); a 20 s minimum window or 0.5 s of leading silence flipped others instead, and only
+# the full window is what plain faster-whisper decodes. A final this short is cheap to wait for
+# either way; longer ones keep the short window's savings (benchmarks/RESULTS.md, "Short finals as
+# the default? (session 7)"). VOXSCOPE_SHORT_FINAL_FULL_BELOW_S: for measurements (0: off).
+SHORT_FINAL_FULL_BELOW_S = float(os.environ.get("VOXSCOPE_SHORT_FINAL_FULL_BELOW_S", "4"))
+
+
+def short_final_in_full(samples: int, opts: DecodeOptions) -> bool:
+    """Whether a short-window request is decoded in the full window: a final on less than
+    SHORT_FINAL_FULL_BELOW_S of audio (previews stay short: cheap, and soon replaced)."""
+    return opts.word_timestamps and samples < SHORT_FINAL_FULL_BELOW_S * SAMPLE_RATE
+
 
 # Clean speech on the real clips decodes at avg_logprob -0.14..-0.57 in short windows; Whisper's
 # own fallback starts at -1.0. Between the two a final is unsure enough to be worth a second look.
