@@ -39,6 +39,9 @@ def test_weak_reason():
     sure, unsure = Word(0, 1, "years", ".", " years.", 0.99), Word(1, 2, "Bzzzz", "", " Bzzzz", 0.26)
     assert weak_reason(replace(SOUND, words=[sure, unsure], avg_logprob=-0.07), 1.5) == "tail"
     assert weak_reason(replace(SOUND, words=[unsure, sure]), 1.5) is None  # only the tail
+    # VAD heard 2.5 s of speech after the last word: the short window stopped early
+    assert weak_reason(replace(SOUND, words=[sure]), 3.5) == "unheard"
+    assert weak_reason(replace(SOUND, words=[sure]), 1.9) is None  # hangover, timing slack
 
 
 def test_better_is_the_full_window_unless_it_degenerated():

@@ -44,6 +44,11 @@ MIN_SPEECH_S = 0.5
 # for avg_logprob -0.07); the full window writes no such word. (The same rule on the first word
 # fired 5x as often through the server and fixed nothing: RESULTS, "Final window ... session 6".)
 TAIL_WORD_PROB = 0.3
+# VAD heard speech this long after the last word: the short window's text stopped early. A 21 s
+# sentence ending "... built around it. And so my fellow Americans" came back without its last
+# 2.5 s (its preview had them; the full window writes them: tests/hardening/test_forced_cut.py,
+# clips joined, `final_window: short`). Words' ends are ±0.2 s and VAD's speech end has its hangover.
+UNHEARD_SPEECH_S = 1.0
 
 
 def weak_reason(tr: Transcript, speech_s: float) -> str | None:
@@ -58,6 +63,8 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
         return "logprob"
     if tr.words and tr.words[-1].probability < TAIL_WORD_PROB:
         return "tail"
+    if tr.words and speech_s - tr.words[-1].end > UNHEARD_SPEECH_S:
+        return "unheard"  # (words are timed from the window's start: the sentence's, no lead)
     return None
 
 
