@@ -5,7 +5,7 @@ in Whisper's full 30 s window (on audio plus 1 s Whisper flipped such sentences'
 "希望" -> "洗澡"); longer finals and every preview keep the short window; requests that asked for
 the full window keep it. Checked on the pure rule and on `WhisperBackend.decode_batch`'s grouping
 with the decode stubbed. The real-model check through a server:
-tests/hardening/test_short_final_first_word.py; the guard skips such finals (already full):
+tests/hardening/test_final_window_guard.py; the guard skips such finals (already full):
 test_final_guard.
 """
 

@@ -7,19 +7,35 @@ again in the full window and keeps that one, and /metrics counts it. Asserted: t
 the sentence is there, the recheck is counted (`voxscope_final_rechecks_total`), and every final
 is still delivered in order. Pace 2x real time: finals come from the audio's VAD cuts, not the
 clock.
+
+Also on that server: a short sentence's first word (a final under 4 s gets the full window: in a
+short one zh_cosyvoice's "希望" came out "洗澡") and a long sentence's last words (a short-window
+final that stopped while VAD still heard speech is decoded again in the full window).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from dashscope.audio.asr import Recognition, RecognitionCallback
 
 from tests.conftest import FAST_ENV
-from tests.support import ServerProcess, clip_pcm, error_rate, sdk_at, silence_pcm
+from tests.hardening.test_forced_cut import AUDIO, _check
+from tests.support import (
+    ServerProcess,
+    clip,
+    clip_pcm,
+    error_rate,
+    norm_words,
+    pcm16,
+    sdk_at,
+    silence_pcm,
+    wav_bytes,
+)
 
 CLIP = "en_fleurs_000"
 REFERENCE = ("however due to the slow communication channels styles in the west could lag "
@@ -74,3 +90,35 @@ def test_an_invented_tail_is_redone_in_the_full_window(short_server):
     assert error_rate("en", REFERENCE, text) <= 0.1, text
     assert [s["sentence_id"] for s in finals] == sorted(s["sentence_id"] for s in finals)
     assert rechecks(short_server) >= before + 1
+
+
+@pytest.mark.timeout(180)
+def test_zh_first_word_through_call(short_server, tmp_path: Path):
+    c = clip("zh_cosyvoice_zero_shot_prompt")
+    rate = int(c["sample_rate"])
+    path = tmp_path / "clip.pcm"
+    path.write_bytes(pcm16(str(c["file"]), rate))
+    with sdk_at(short_server):
+        res = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=rate,
+                          callback=None).call(str(path))
+    assert res.status_code == 200, res.message
+    sentences = res.get_sentence() or []
+    text = "".join(s["text"] for s in sentences) if isinstance(sentences, list) else ""
+    assert text.startswith("希望"), text
+
+
+@pytest.mark.timeout(300)
+def test_a_short_window_final_that_stopped_early_is_decoded_again(short_server, tmp_path: Path):
+    """A 21 s sentence's short-window final ended at "... built around it." although VAD heard
+    2.5 s more speech ("And so my fellow Americans": its preview had them); the guard's
+    `unheard` rule decodes it again in the full window (streaming.final_guard)."""
+    pcm, reference = AUDIO["joined"]
+    path = tmp_path / "joined.wav"
+    path.write_bytes(wav_bytes(pcm))
+    with sdk_at(short_server):
+        res = Recognition(model="fun-asr-realtime", format="wav", sample_rate=16000,
+                          callback=None, max_sentence_silence=1000).call(str(path))
+    assert res.status_code == 200, (res.status_code, res.code, res.message)
+    sentences = [s["text"] for s in res.get_sentence() or []]
+    assert "and so my fellow americans" in " ".join(norm_words(" ".join(sentences))), sentences
+    _check(" ".join(sentences), reference, sentences)
