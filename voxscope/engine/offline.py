@@ -18,14 +18,14 @@ import numpy as np
 from voxscope.engine.hotwords import Hotword, apply_hotwords
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.text import SENTENCE_END, close_sentence, finalize_words, is_cjk, letters
-from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
+from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 from voxscope.engine.whisper_backend import (
     COMPRESSION_RATIO_THRESHOLD,
     NO_SPEECH_THRESHOLD,
 )
 
-SR = 16000
+SR = SAMPLE_RATE
 GAP_MIN_S = 0.8  # a speech region this long that got no words is decoded again on its own
 PREVIOUS_CHARS = 200  # previous text given to a conditioned window (the tail)
 # A first-pass window whose avg_logprob is below this (or that needed a temperature fallback) is

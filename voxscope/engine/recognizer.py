@@ -64,12 +64,12 @@ from voxscope.engine.streaming.segmenter import (
     Segmenter,
 )
 from voxscope.engine.text import close_sentence, ends_sentence, is_cjk
-from voxscope.engine.types import DecodeOptions, Priority, Transcript, Word
+from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Priority, Transcript, Word
 from voxscope.engine.vad import FRAME_SAMPLES, SileroVad
 
 log = logging.getLogger(__name__)
 
-SR = 16000
+SR = SAMPLE_RATE
 PARTIAL_NO_SPEECH = 0.5  # previews are dropped more readily than finals when Whisper hears silence
 # A sentence this short is decoded with the audio before it as context, and only its own words
 # kept: alone ("Ever failed.", 1.1 s) Whisper has too little to go on and invents a sentence

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+# The rate (Hz) of all audio the engine takes and counts in: Whisper's and Silero VAD's.
+SAMPLE_RATE = 16000
+
 
 @dataclass(frozen=True)
 class Word:

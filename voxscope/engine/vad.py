@@ -18,7 +18,6 @@ import onnxruntime
 
 FRAME_SAMPLES = 512  # 32 ms at 16 kHz: the frame size of the 16 kHz model
 CONTEXT_SAMPLES = 64
-SAMPLE_RATE = 16000
 
 
 class SileroVad:

@@ -34,11 +34,10 @@ from rapidfuzz.distance import Levenshtein
 from voxscope.engine.hotwords import decoder_prompt, hotwords_for
 from voxscope.engine.streaming.final_guard import short_final_in_full
 from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, letters, to_simplified
-from voxscope.engine.types import DecodeOptions, Transcript, Word
+from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Transcript, Word
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame
 FULL_FRAMES = 3000  # 30 s
 SHORT_PAD_FRAMES = 100  # 1 s of padding after the audio in short windows

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 
-from voxscope.engine.types import DecodeOptions, Transcript
-
-SAMPLE_RATE = 16000
+from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Transcript
 
 # A realtime final (word timestamps) on less audio than this is decoded in the full 30 s window
 # even under `final_window: short`. On a few seconds of audio plus 1 s Whisper, trained on 30 s
