@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from dashscope.audio.asr import Transcription
 
-from tests.files.helpers import get_doc, output_dict
+from tests.files.helpers import get_doc, output_dict, wait_until
 from tests.protocols.inference_helpers import check_streamed_run, stream_recognition
 from tests.support import ServerProcess, clip, clip_pcm, error_rate, sdk_at, wav_bytes
 from voxscope.engine.scheduler import InferenceScheduler
@@ -50,13 +50,6 @@ def tagged(tag: int) -> np.ndarray:
     return a
 
 
-def wait_for(cond, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
-
-
 def test_idle_lane_replica_is_released_and_built_again():
     built: list[weakref.ref] = []
 
@@ -75,7 +68,8 @@ def test_idle_lane_replica_is_released_and_built_again():
         assert [f.result(WAIT_S) for f in first] == [("lane1", 10.0), ("lane1", 11.0),
                                                      ("lane1", 12.0)]
         # Idle: the replica is dropped, and nothing holds it any more.
-        wait_for(lambda: sched.file_backend is None, "the idle replica was never released")
+        wait_until(lambda: sched.file_backend is None, WAIT_S, 0.02,
+                   "the idle replica to be released")
         gc.collect()
         assert built[0]() is None, "the released replica is still referenced"
         assert sched.file_lane_loads == 1
@@ -152,6 +146,7 @@ def test_server_releases_the_idle_replica_and_loads_it_again(srv, audio_host):
     url = audio_host.put("lane_release.wav", wav_bytes(clip_pcm(FILE_CLIP)))
     stream_and_file(srv, url)
     assert model_health(srv)["file_lane_loads"] == 1  # the file's windows went to a replica
-    wait_for(lambda: not model_health(srv)["file_lane"], "the idle replica was never released")
+    wait_until(lambda: not model_health(srv)["file_lane"], WAIT_S, 0.02,
+               "the idle replica to be released")
     stream_and_file(srv, url)  # file and realtime work meet again: a new replica
     assert model_health(srv)["file_lane_loads"] == 2

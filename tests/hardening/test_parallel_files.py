@@ -13,13 +13,12 @@ processes: the same file task with one replica and with two gives the same trans
 from __future__ import annotations
 
 import threading
-import time
 
-import numpy as np
 import pytest
 from dashscope.audio.asr import Transcription
 
 from tests.files.helpers import concat_clips, get_doc, output_dict
+from tests.hardening.test_lane_release import tagged
 from tests.support import ServerProcess, error_rate, sdk_at, wav_bytes
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.types import DecodeOptions, Priority
@@ -66,19 +65,6 @@ class GatedBackend:
 
     def thread_of(self, tag: int) -> str:
         return next(name for name, tags in self.calls if tag in tags)
-
-
-def tagged(tag: int) -> np.ndarray:
-    a = np.zeros(1600, dtype=np.float32)
-    a[0] = tag
-    return a
-
-
-def wait_for(cond, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 @pytest.mark.timeout(WAIT_S)

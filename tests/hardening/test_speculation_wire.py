@@ -10,14 +10,13 @@ texts and codes are asserted: nothing depends on how fast the machine is.
 
 from __future__ import annotations
 
-import threading
 import time
 
-import httpx
 import pytest
-from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
-from prometheus_client.parser import text_string_to_metric_families
+from dashscope.audio.asr import Recognition
 
+from tests.hardening.test_admission import Collector
+from tests.operations.test_metrics import scrape, value
 from tests.support import (
     ServerProcess,
     clip,
@@ -34,24 +33,6 @@ SECOND = "en_ljspeech_LJ001-0001"  # read speech without a pause as long as a se
 WAIT_S = 240  # generous: the machine is shared
 
 
-class Collector(RecognitionCallback):
-    def __init__(self) -> None:
-        self.finals: list[dict] = []
-        self.errors: list[RecognitionResult] = []
-        self.completed = threading.Event()
-
-    def on_event(self, result) -> None:
-        sentence = result.get_sentence()
-        if RecognitionResult.is_sentence_end(sentence):
-            self.finals.append(sentence)
-
-    def on_error(self, result) -> None:
-        self.errors.append(result)
-
-    def on_complete(self) -> None:
-        self.completed.set()
-
-
 @pytest.fixture(scope="module")
 def server():
     # A long load window: every sentence of the stream stays in the per-sentence measure.
@@ -60,17 +41,6 @@ def server():
     with sdk_at(srv):
         yield srv
     srv.stop()
-
-
-def _samples(srv: ServerProcess) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"{srv.http}/metrics", timeout=30).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
-
-
-def _value(samples: dict, name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in samples.items()
-               if n == name and all(dict(ls).get(k) == x for k, x in labels.items()))
 
 
 def test_a_breath_costs_no_stale_final_when_finals_keep_the_model_busy(server):
@@ -99,9 +69,9 @@ def test_a_breath_costs_no_stale_final_when_finals_keep_the_model_busy(server):
     for text in texts[1:]:
         assert error_rate("en", ref, text) <= 0.5, text
 
-    m = _samples(server)
+    m = scrape(server)
     # Every sentence's final was the decode asked for at its pause limit; none went stale.
-    assert _value(m, "voxscope_speculative_finals_total", outcome="hit") == 4
-    assert _value(m, "voxscope_speculative_finals_total", outcome="miss") == 0
+    assert value(m, "voxscope_speculative_finals_total", outcome="hit") == 4
+    assert value(m, "voxscope_speculative_finals_total", outcome="miss") == 0
     # What admission prices a sentence at: measured final work per sentence closed.
-    assert _value(m, "voxscope_load_final_sentence_seconds") > 0
+    assert value(m, "voxscope_load_final_sentence_seconds") > 0
