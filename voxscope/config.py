@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     # (realtime work gone), and built again when file and realtime work next meet; <= 0: kept.
     file_lane_idle_s: float = 60.0
     # CTranslate2 replicas of each model (one model object: they share its weights; a second
-    # replica's buffers and a second decode at once cost ~80-100 MB of peak RSS). With 2, a second
+    # replica's buffers and a second decode at once cost ~40-60 MB of peak RSS). With 2, a second
     # thread decodes file windows and sync requests beside the first while no realtime work is
     # about (engine/scheduler.py): same text and CPU, less wall time when cores are idle; 1: one
     # decode at a time, as before (benchmarks/RESULTS.md, "Files on replicas that share weights").
@@ -149,9 +149,9 @@ class Settings(BaseSettings):
     # 4 s of audio, which gets the full window (short windows flipped such sentences' first
     # words), and a longer one that looks weak is decoded again in the full window
     # (engine/streaming/final_guard.py). Short was as accurate in total through the server (0.049
-    # vs 0.050) and passes tests/quality/test_accuracy.py, but still loses words at forced cuts
-    # (tests/hardening/test_forced_cut.py: 6 deletions vs 0), so "full" stays the default
-    # (benchmarks/RESULTS.md, "Short finals as the default? (session 7)").
+    # vs 0.050), passes tests/quality/test_accuracy.py and, since the guard's `unheard` rule,
+    # tests/hardening/test_forced_cut.py; "full" stays the default until the whole suite has run
+    # with "short" (benchmarks/RESULTS.md, "Short finals as the default? (session 7)").
     final_window: Literal["full", "short"] = "full"
     max_task_audio_s: float = 4 * 3600.0
 

@@ -27,7 +27,7 @@ batches across sessions:
   `file_lane_idle_s` is dropped (and the heaps trimmed: ~125 MB back) and built again when file and
   realtime work next meet.
 - with a backend of several CTranslate2 replicas (`backend.workers`, setting `model_workers`: the
-  replicas of one model object share its weights; measured +80-100 MB of peak RSS for a file task),
+  replicas of one model object share its weights; quiet machine: +54-60 MB peak RSS for a file task),
   a second thread decodes file windows and sync requests beside the main lane while no realtime
   work is about, one per decode on each thread, so two windows decode at once (a beam-search decode does
   not keep 2 intra-op threads busy); with `file_lane_shared` that thread is also the file lane while
