@@ -292,8 +292,7 @@ class InferenceScheduler:
                     limit = 1
                     # Mid-sentence (previews come every ~0.6 s) a window started now would
                     # hold the stream's next preview/final for a whole decode: wait for a pause.
-                    until = min(self._last_realtime + self.realtime_idle_s,
-                                queue[0].submitted + self.file_max_defer_s)
+                    until = self._file_window_from()
                     if now < until:
                         self._cond.wait(until - now)
                         return []  # look again: realtime work may have come meanwhile
@@ -358,13 +357,14 @@ class InferenceScheduler:
             # pause in realtime work (as on one model), at most file_max_defer_s.
             files = self._lower[Priority.FILE]
             return files if (self._shared_lane and self._lane_work()
-                             and now >= self._shared_lane_from()) else None
+                             and now >= self._file_window_from()) else None
         if self.file_backend is not None:
             return None
         return next((q for q in self._lower.values() if q), None)
 
-    def _shared_lane_from(self) -> float:
-        """When the shared lane may start the oldest file window while realtime work is about."""
+    def _file_window_from(self) -> float:
+        """When the oldest file window may start while realtime work is about (on the main lane,
+        or the shared lane): at a pause in it, at most `file_max_defer_s` after it was queued."""
         return min(self._last_realtime + self.realtime_idle_s,
                    self._lower[Priority.FILE][0].submitted + self.file_max_defer_s)
 
@@ -375,7 +375,7 @@ class InferenceScheduler:
             return None
         left = self._last_realtime + self.realtime_hold_s - time.monotonic()
         if self._shared_lane and self._lower[Priority.FILE] and left > 0:
-            return max(0.01, min(left, self._shared_lane_from() - time.monotonic()))
+            return max(0.01, min(left, self._file_window_from() - time.monotonic()))
         return left if left > 0.01 else 1.0  # a lane replica is held: look again later
 
     def _take_helper_batch(self) -> list[_Request] | None:
