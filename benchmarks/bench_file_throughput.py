@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.device import add_device_args, compute_type, models_config  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import clip_pcm, error_rate, manifest, wav_bytes  # noqa: E402
 
 SYSTEMS = ("fw_seq", "fw_batched", "vox_cli", "vox_task")
@@ -105,7 +106,7 @@ def child(system: str, wav: Path, threads: int, batch: int, args: argparse.Names
         cfg = Path(tempfile.mkdtemp(prefix="voxscope-bench-")) / "config.yaml"
         cfg.write_text(json.dumps({"models": models_config(args)}))  # JSON is YAML
         engine = Engine(load_settings(cfg, cpu_threads=threads, max_batch=args.max_batch,
-                                      **_settings(args)))
+                                      **parse_settings(args.set)))
         sched = engine.scheduler("whisper-base")
         t, c = time.monotonic(), _cpu_s()
         opts = OfflineOptions(language=None)  # as `voxscope transcribe` (file tasks: conditioned)
@@ -126,13 +127,6 @@ def run_child(system: str, wav: Path, threads: int, batch: int, args: argparse.N
     if out.returncode != 0:  # one failing system must not hide the others' numbers
         raise RuntimeError(f"{system} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _settings(args: argparse.Namespace) -> dict:
-    """`--set key=value` server settings (YAML values: numbers and booleans as such)."""
-    import yaml
-
-    return {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
 
 def run_task(srv, base: str, name: str) -> dict:
@@ -200,12 +194,12 @@ def main() -> None:
         srv = ServerProcess(config={"server": {"fetch_allow_private": True,
                                                "cpu_threads": args.threads,
                                                "max_batch": args.max_batch,
-                                               **_settings(args)},
+                                               **parse_settings(args.set)},
                                     "models": models_config(args)}).start(timeout=300)
     load = os.getloadavg()
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}; "
           f"threads {args.threads}; {args.device} {compute_type(args)}; "
-          f"load avg at start {load[0]:.1f}; settings {_settings(args)}")
+          f"load avg at start {load[0]:.1f}; settings {parse_settings(args.set)}")
     try:
         for lang in args.langs:
             pcm, reference, seconds = build(lang, args.minutes, args.pause)

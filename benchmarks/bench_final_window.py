@@ -38,11 +38,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import CHUNK  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import ServerProcess, clip, error_rate, manifest, norm_chars, norm_words, pcm16  # noqa: E402
 
 PARAFORMER_LANGS = {"zh", "yue", "en", "ja", "ko", "de", "fr", "ru"}
@@ -207,8 +207,7 @@ def main() -> None:
     variants = []
     for spec in args.variant or ["full:final_window=full", "short:final_window=short"]:
         name, _, sets = spec.partition(":")
-        variants.append((name, {k: yaml.safe_load(v) for k, v in
-                                (s.split("=", 1) for s in sets.split(",") if s)}))
+        variants.append((name, parse_settings([s for s in sets.split(",") if s])))
     work = [i for i in items() if not args.only or any(i["name"].startswith(p)
                                                          for p in args.only)]
     rows: dict = {i["name"]: {} for i in work} | {"_cpu": {}, "_guard": {}}

@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import pct, sdk_stream  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import ServerProcess, clip_pcm, silence_pcm  # noqa: E402
 
 # (clip, start s, end s) of short phrases, and whole sentences
@@ -102,7 +102,7 @@ def main() -> None:
     print(f"{'mode':>9} {'streams':>7} {'phrase 1st p50/p95':>19} {'no partial':>10} "
           f"{'sentence 1st p50/p95':>21} {'final p50/p95':>14} {'errors':>6}")
     for mode, sets in modes:
-        overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in sets)}
+        overrides = parse_settings(sets)
         run_mode(mode, overrides, args.streams, results, args.trace)
     results["loadavg_after"] = os.getloadavg()
     if args.json:

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import build_stream, pct, region_delays, sdk_stream  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
 from voxscope.config import Settings  # noqa: E402
 
@@ -139,7 +139,7 @@ def main() -> None:
                          "of --set (same run), e.g. old-spec:speculate_max_final_share=1")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_settings(args.set)
     results: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
                      "loadavg_before": os.getloadavg(), "runs": {}}
     modes = [("admission", overrides)]
@@ -147,7 +147,7 @@ def main() -> None:
         modes.append(("max_sessions only", {**overrides, "admit_max_load": 0}))
     for v in args.variant:
         name, _, kvs = v.partition(":")
-        extra = {k: yaml.safe_load(x) for k, x in (kv.split("=", 1) for kv in kvs.split(","))}
+        extra = parse_settings(kvs.split(","))
         modes.append((name, {**overrides, **extra}))
     print(f"{'mode':>18} {'admitted':>8} {'refused':>7} {'final p50/p95/max (s)':>22} "
           f"{'1st partial p50/p95':>20} {'finalized':>9} {'load 1m':>10}")

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device import add_device_args, compute_type, models_config  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import ServerProcess, clip, pcm16  # noqa: E402
 
 CLIPS = ["en_librispeech_1995-1837-0001", "zh_funasr_asr_example", "en_jfk_inaugural",
@@ -165,7 +165,7 @@ def main() -> None:
     add_device_args(ap)
     args = ap.parse_args()
 
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_settings(args.set)
     server = ServerProcess(config={"server": {"max_sessions": max(args.streams) + 2,
                                               **overrides},
                                    "models": models_config(args)}).start()

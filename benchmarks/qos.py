@@ -34,13 +34,12 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_file_tasks import serve_folder  # noqa: E402
 from benchmarks.bench_offline import build  # noqa: E402
 from benchmarks.bench_streaming import _proc_status, build_stream, pct, run_client  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import ServerProcess, wav_bytes  # noqa: E402
 
 
@@ -90,17 +89,6 @@ class FileTask:
     def join(self) -> float:
         self.thread.join()
         return self.ended - self.started
-
-
-def parse_settings(pairs: list[str]) -> dict:
-    """KEY=VALUE pairs as `server:` settings (values read as YAML: 1, 0.5, true, text)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"expected KEY=VALUE, got {pair!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def run_variant(name: str, settings: dict, url: str, duration: float, args) -> dict:

@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import _proc_status, send_paced  # noqa: E402
+from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.files.helpers import AudioHost  # noqa: E402
 from tests.support import ServerProcess, clip_pcm, manifest, wav_bytes  # noqa: E402
 
@@ -135,7 +135,7 @@ def main() -> None:
 
     import dashscope
 
-    overrides = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_settings(args.set)
     env = dict(item.split("=", 1) for item in args.env)
     server = ServerProcess(config={"server": {"max_sessions": args.streams + 2,
                                               "fetch_allow_private": True, **overrides}},
