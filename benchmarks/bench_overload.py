@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -114,14 +115,11 @@ def metric_counts(http: str) -> dict[str, float]:
              "voxscope_load_final_sentence_seconds": "final_sentence_s",
              "voxscope_load_final_share": "final_share"}
     out: dict[str, float] = {}
-    for line in httpx.get(http + "/metrics", timeout=10).text.splitlines():
-        name, _, rest = line.partition("{") if "{" in line else line.partition(" ")
-        if name not in names or line.startswith("#"):
-            continue
-        key = names[name]
-        if "{outcome" in line or 'outcome="' in line:
-            key = key.format(outcome=line.split('outcome="')[1].split('"')[0])
-        out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    text = httpx.get(http + "/metrics", timeout=10).text
+    for sample in (s for fam in text_string_to_metric_families(text) for s in fam.samples):
+        if sample.name in names:
+            key = names[sample.name].format(**sample.labels)
+            out[key] = out.get(key, 0.0) + sample.value
     return out
 
 
