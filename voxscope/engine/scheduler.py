@@ -178,6 +178,8 @@ class InferenceScheduler:
             else:
                 self._finals.append(req)
             self._cond.notify_all()  # two lanes may wait: wake the one this work is for
+        # The caller's own trace line follows this one (same thread): it names the sentence.
+        trace.event(0, "submit", seq=req.seq, priority=priority.name.lower())
         return req.future
 
     def drop_partials(self, key: object) -> None:
@@ -444,7 +446,10 @@ class InferenceScheduler:
                 continue
             if batch is None:
                 return
+            taken = batch
             batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if len(batch) < len(taken):
+                trace.event(0, "skip_cancelled", seqs=[r.seq for r in taken if r not in batch])
             if not batch:
                 continue
             start = time.monotonic()
@@ -486,7 +491,8 @@ class InferenceScheduler:
             done = time.monotonic()
             trace.event(0, "batch", start=round(start, 4), decode_s=round(done - start, 3),
                         priority=batch[0].priority.name.lower(), size=len(batch),
-                        full=batch[0].options.full_window, file_lane=backend is not self.backend)
+                        full=batch[0].options.full_window, file_lane=backend is not self.backend,
+                        seqs=[r.seq for r in batch])
             self._report(batch, start, done)
             for req, res in zip(batch, results, strict=True):
                 latency = done - req.submitted
