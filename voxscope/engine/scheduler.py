@@ -177,10 +177,22 @@ class InferenceScheduler:
                     self._partials.move_to_end(key, last=False)
             else:
                 self._finals.append(req)
+                # A cancelled final (a speculative one speech resumed over) leaves the queue at
+                # once, not when its turn comes: else it counts as the oldest waiting final
+                # (admission, LoadMeter.final_wait) and takes a batch slot until then.
+                req.future.add_done_callback(lambda f, r=req: self._drop_cancelled(r))
             self._cond.notify_all()  # two lanes may wait: wake the one this work is for
         # The caller's own trace line follows this one (same thread): it names the sentence.
         trace.event(0, "submit", seq=req.seq, priority=priority.name.lower())
         return req.future
+
+    def _drop_cancelled(self, req: _Request) -> None:
+        if not req.future.cancelled():
+            return  # decoded (or failed): it left the queue when taken
+        with self._cond:
+            if req in self._finals:  # not if a lane took it meanwhile: _work skips it then
+                self._finals.remove(req)
+        trace.event(0, "drop_cancelled", seq=req.seq)
 
     def drop_partials(self, key: object) -> None:
         """Forget a stream's queued preview (the stream ended or its sentence closed)."""
