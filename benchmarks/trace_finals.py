@@ -78,9 +78,13 @@ def explain(log: str) -> list[dict]:
                 continue
             if o["start"] < t_sub:
                 name = f"in_flight_{o['priority']}"
+            elif o["priority"] == "final":
+                # A final-priority batch of previews only: queued previews promoted at a close
+                # (engine/recognizer.py, _close), decoded at a final's priority.
+                promoted = all(priority.get(x) == "partial" for x in o["seqs"])
+                name = "promoted_previews" if promoted else "other_finals"
             else:
-                mine = any(priority.get(s) == "final" and s < seq for s in o["seqs"])
-                name = "older_finals" if mine and o["priority"] == "final" else o["priority"]
+                name = o["priority"]
             ran[name] = ran.get(name, 0.0) + min(o_end, t_start) - max(o["start"], t_sub)
         recheck_seq = seqs.get((*sent, "recheck"))
         recheck_s = 0.0
