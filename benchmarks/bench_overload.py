@@ -100,6 +100,7 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict, traced: bool = F
             "stream_cost": counts.get("stream_cost"),
             "final_decode_s": counts.get("final_decode_s"),
             "final_sentence_s": counts.get("final_sentence_s"),
+            "sentence_rate": counts.get("sentence_rate"),
             "final_share_p50_max": [pct(shares, 50), max(shares, default=float("nan"))],
             "trace": traced_finals}
 
@@ -120,7 +121,8 @@ def metric_counts(http: str) -> dict[str, float]:
              "voxscope_load_stream_cost": "stream_cost",
              "voxscope_load_final_decode_seconds": "final_decode_s",
              "voxscope_load_final_sentence_seconds": "final_sentence_s",
-             "voxscope_load_final_share": "final_share"}
+             "voxscope_load_final_share": "final_share",
+             "voxscope_load_sentence_rate": "sentence_rate"}
     out: dict[str, float] = {}
     text = httpx.get(http + "/metrics", timeout=10).text
     for sample in (s for fam in text_string_to_metric_families(text) for s in fam.samples):
@@ -171,7 +173,8 @@ def main() -> None:
         print(f"{'':>18} finals decoded {finals}, "
               f"speculative {row['speculative']}, rechecks {row['final_rechecks']:.0f}, "
               f"final share p50/max {row['final_share_p50_max'][0]:.2f}/"
-              f"{row['final_share_p50_max'][1]:.2f}, final s/sentence {row['final_sentence_s']}",
+              f"{row['final_share_p50_max'][1]:.2f}, final s/sentence {row['final_sentence_s']}, "
+              f"priced sentences/s {row['sentence_rate']}",
               flush=True)
         if row["trace"] is not None:
             trace_finals.print_summary(row["trace"])

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     admit_max_load: float = 0.9
     admit_max_final_wait_s: float = 3.0  # the p95 target of finals
     admit_stream_cost: float = 0.08  # assumed share per stream until measured
-    admit_sentence_rate: float = 0.2  # sentences/s a stream is priced at (x measured final work)
+    admit_sentence_rate: float = 0.2  # sentences/s a stream is priced at until measured
     # No speculative final ahead of the pause limit while realtime finals take this share of model
     # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before).
     speculate_max_final_share: float = 0.5
