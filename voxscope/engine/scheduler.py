@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voxscope import allocator
-from voxscope.engine.load import LoadMeter
+from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE, LoadMeter
 from voxscope.engine.streaming import trace
 from voxscope.engine.types import DecodeOptions, Priority, Transcript
 from voxscope.engine.whisper_backend import WhisperBackend
@@ -105,6 +105,9 @@ class InferenceScheduler:
         self.realtime_idle_s = realtime_idle_s
         self.file_max_defer_s = file_max_defer_s
         self.first_preview_ahead = first_preview_ahead  # first previews before finals
+        # While realtime finals take at least this share of model time, previews go one per batch
+        # (the hub sets it from `speculate_max_final_share`; >= 1: never).
+        self.busy_final_share = SPECULATE_MAX_FINAL_SHARE
         self.stats = SchedulerStats()
         self.load = LoadMeter(load_window_s)  # measured load, for admission of new streams
         self._finals: deque[_Request] = deque()
@@ -325,8 +328,13 @@ class InferenceScheduler:
                 for req in batch:
                     queue.remove(req)
             else:
+                # Previews degrade first: while finals keep the model busy, one per batch, so a
+                # final queued meanwhile waits for one preview, not a batch of them (traced 4-stream
+                # overload: finals waited up to 5 s behind a preview batch in flight).
+                busy = (self.busy_final_share < 1.0
+                        and self.load.share(Priority.FINAL) >= self.busy_final_share)
                 for key, req in list(self._partials.items()):
-                    if len(batch) >= self.max_batch:
+                    if len(batch) >= (1 if busy else self.max_batch):
                         break
                     if firsts and not req.first:
                         continue  # finals wait: only first previews go ahead of them
