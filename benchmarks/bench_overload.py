@@ -6,6 +6,8 @@ real-time pace, arriving `--stagger` seconds apart. Reports how many were admitt
 each sentence's end, first-partial delay p50 after its onset, and finals per speech region (every
 sentence must be finalized). With `--baseline` the same offer is made in the same run to a server
 with admission by measured load off (`admit_max_load=0`, only max_sessions), for comparison.
+With `--trace` each server runs with VOXSCOPE_TRACE=1 and the run prints where the admitted
+finals' delay went (benchmarks/trace_finals.py: pause, queue wait and behind what, decode, batch).
 
     python benchmarks/bench_overload.py --streams 8 --baseline
 """
@@ -27,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import trace_finals  # noqa: E402
 from benchmarks.bench_streaming import build_stream, pct, region_delays, sdk_stream  # noqa: E402
 from benchmarks.settings_args import parse_settings  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
@@ -50,11 +53,12 @@ def client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
         out.update(region_delays(t0, events, regions))
 
 
-def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
+def offer(n: int, repeat: int, stagger: float, overrides: dict, traced: bool = False) -> dict:
     # Admission as shipped unless overridden (test servers default to it off).
     admit = Settings.model_fields["admit_max_load"].default
     server = ServerProcess(config={"server": {"max_sessions": n + 2, "admit_max_load": admit,
-                                              **overrides}}).start()
+                                              **overrides}},
+                           env={"VOXSCOPE_TRACE": "1"} if traced else {}).start()
     load0 = os.getloadavg()[0]  # the machine is shared: every number goes with its load
     try:
         outs: list[dict] = [{} for _ in range(n)]
@@ -78,6 +82,8 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
         counts = metric_counts(server.http)
     finally:
         server.stop()
+    traced_finals = (trace_finals.summary(trace_finals.explain(
+        server.log_path.read_text(errors="replace"))) if traced else None)
     admitted = [o for o in outs if "error" not in o]
     refused = [o["error"] for o in outs if "error" in o]
     fd = [v for o in admitted for v in o["final"]]
@@ -94,7 +100,9 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict) -> dict:
             "stream_cost": counts.get("stream_cost"),
             "final_decode_s": counts.get("final_decode_s"),
             "final_sentence_s": counts.get("final_sentence_s"),
-            "final_share_p50_max": [pct(shares, 50), max(shares, default=float("nan"))]}
+            "sentence_rate": counts.get("sentence_rate"),
+            "final_share_p50_max": [pct(shares, 50), max(shares, default=float("nan"))],
+            "trace": traced_finals}
 
 
 def sample_share(http: str, threads: list[threading.Thread], out: list[float]) -> None:
@@ -113,7 +121,8 @@ def metric_counts(http: str) -> dict[str, float]:
              "voxscope_load_stream_cost": "stream_cost",
              "voxscope_load_final_decode_seconds": "final_decode_s",
              "voxscope_load_final_sentence_seconds": "final_sentence_s",
-             "voxscope_load_final_share": "final_share"}
+             "voxscope_load_final_share": "final_share",
+             "voxscope_load_sentence_rate": "sentence_rate"}
     out: dict[str, float] = {}
     text = httpx.get(http + "/metrics", timeout=10).text
     for sample in (s for fam in text_string_to_metric_families(text) for s in fam.samples):
@@ -135,6 +144,9 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                     help="also offer the same streams to a server with these settings on top "
                          "of --set (same run), e.g. old-spec:speculate_max_final_share=1")
+    ap.add_argument("--trace", action="store_true",
+                    help="trace the servers (VOXSCOPE_TRACE=1) and print where each final's "
+                         "delay went (benchmarks/trace_finals.py)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     overrides = parse_settings(args.set)
@@ -150,7 +162,7 @@ def main() -> None:
     print(f"{'mode':>18} {'admitted':>8} {'refused':>7} {'final p50/p95/max (s)':>22} "
           f"{'1st partial p50/p95':>20} {'finalized':>9} {'load 1m':>10}")
     for name, ov in modes:
-        row = offer(args.streams, args.repeat, args.stagger, ov)
+        row = offer(args.streams, args.repeat, args.stagger, ov, args.trace)
         results["runs"][name] = row
         print(f"{name:>18} {row['admitted']:>8} {row['refused']:>7} "
               f"{row['final_p50']:>7.2f} / {row['final_p95']:.2f} / {row['final_max']:<6.2f} "
@@ -161,8 +173,11 @@ def main() -> None:
         print(f"{'':>18} finals decoded {finals}, "
               f"speculative {row['speculative']}, rechecks {row['final_rechecks']:.0f}, "
               f"final share p50/max {row['final_share_p50_max'][0]:.2f}/"
-              f"{row['final_share_p50_max'][1]:.2f}, final s/sentence {row['final_sentence_s']}",
+              f"{row['final_share_p50_max'][1]:.2f}, final s/sentence {row['final_sentence_s']}, "
+              f"priced sentences/s {row['sentence_rate']}",
               flush=True)
+        if row["trace"] is not None:
+            trace_finals.print_summary(row["trace"])
     results["loadavg_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

@@ -99,9 +99,10 @@ class Settings(BaseSettings):
     admit_max_load: float = 0.9
     admit_max_final_wait_s: float = 3.0  # the p95 target of finals
     admit_stream_cost: float = 0.08  # assumed share per stream until measured
-    admit_sentence_rate: float = 0.2  # sentences/s a stream is priced at (x measured final work)
+    admit_sentence_rate: float = 0.2  # sentences/s a stream is priced at until measured
     # No speculative final ahead of the pause limit while realtime finals take this share of model
-    # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before).
+    # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before); above it
+    # previews also go one per batch and a closing sentence's queued preview is not promoted.
     speculate_max_final_share: float = 0.5
     load_window_s: float = 15.0  # the sliding window load is measured over
     # File windows while realtime work is about (engine/scheduler.py): one window per batch while

@@ -61,6 +61,7 @@ class Engine:
                                            file_lane_shared=self.settings.file_lane_shared)
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
+                sched.busy_final_share = self.settings.speculate_max_final_share
                 self._schedulers[model] = sched
             return sched
 

@@ -81,6 +81,13 @@ class LoadMeter:
                 self._sentence_s = busy / len(self._closed)
             return self._sentence_s
 
+    def sentences_closed(self) -> int:
+        """Realtime sentences closed over the window (admission's measured sentence rate)."""
+        now = self.clock()
+        with self._lock:
+            self._prune(now)
+            return len(self._closed)
+
     def share(self, *classes: Priority) -> float:
         """Fraction of the window the model spent decoding work of `classes` (0..1)."""
         now = self.clock()

@@ -342,6 +342,7 @@ class StreamingRecognizer:
                     s.spec_future.cancel()
                     s.spec_future = None
                     self._count_speculation(hit=False)
+                    trace.event(id(self), "resumed", seg=s.index)
             elif isinstance(ev, Closed):
                 self._close(s, ev.end)
 
@@ -371,6 +372,7 @@ class StreamingRecognizer:
         s.spec_end = end
         s.spec_future = self._submit(self._final_audio(s, end), self._final_options(s),
                                      Priority.FINAL)
+        trace.event(id(self), "speculate", seg=s.index, end_s=end / SR)
         if self._boundary is not None:
             self._boundary("pause", s.index, int(s.speech_end * 1000 / SR))
         if self.config.semantic_punctuation:
@@ -579,13 +581,18 @@ class StreamingRecognizer:
         self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
         self._partial_keys.discard(self._translation_key(s))
         key = (id(self), s.start)
-        if s.emitted_partial_seq or s.partial_future is None:
+        # While finals keep the model busy the queued preview is dropped, not promoted: promoted,
+        # it is one more final-priority decode per sentence, queued ahead of later finals (8
+        # streams on a loaded machine: 47 of 48 sentences, half the finals' queue wait;
+        # benchmarks/RESULTS.md "Overload, session 8"). Previews degrade first.
+        if s.emitted_partial_seq or s.partial_future is None or self._finals_busy():
             self._sched.drop_partials(key)
             self._partial_keys.discard(key)
         else:
             # Keep the queued preview: a sentence recognised faster than real time (audio sent in
             # a burst) still shows one preview before its final, as at real-time pace.
             self._sched.promote(key)
+            trace.event(id(self), "promote", seg=s.index)
         if s.spec_future is not None and s.spec_end == end:
             fut = s.spec_future
             self._count_speculation(hit=True)
@@ -605,7 +612,7 @@ class StreamingRecognizer:
                               beam_size=cfg.final_beam, full_window=True, word_timestamps=True),
                 Priority.FINAL)
         trace.event(id(self), "close", seg=s.index, end_s=end / SR,
-                    speculative_hit=fut is s.spec_future)
+                    speculative_hit=fut is s.spec_future, speech_end_t=round(s.speech_end_at, 4))
         previous = self._chain
         self._chain = self._spawn(self._finalize(s, fut, previous))
 
@@ -684,8 +691,10 @@ class StreamingRecognizer:
             self.on_timing("final_recheck", 0.0)  # counted on /metrics
         log.debug("short-window final rechecked in the full window (%s)", reason)
         try:
-            full: Transcript | None = await self._submit(
+            recheck = self._submit(
                 s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL)
+            trace.event(id(self), "recheck", seg=s.index, reason=reason)
+            full: Transcript | None = await recheck
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the short-window result stands

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voxscope import allocator
-from voxscope.engine.load import LoadMeter
+from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE, LoadMeter
 from voxscope.engine.streaming import trace
 from voxscope.engine.types import DecodeOptions, Priority, Transcript
 from voxscope.engine.whisper_backend import WhisperBackend
@@ -105,6 +105,9 @@ class InferenceScheduler:
         self.realtime_idle_s = realtime_idle_s
         self.file_max_defer_s = file_max_defer_s
         self.first_preview_ahead = first_preview_ahead  # first previews before finals
+        # While realtime finals take at least this share of model time, previews go one per batch
+        # (the hub sets it from `speculate_max_final_share`; >= 1: never).
+        self.busy_final_share = SPECULATE_MAX_FINAL_SHARE
         self.stats = SchedulerStats()
         self.load = LoadMeter(load_window_s)  # measured load, for admission of new streams
         self._finals: deque[_Request] = deque()
@@ -177,8 +180,22 @@ class InferenceScheduler:
                     self._partials.move_to_end(key, last=False)
             else:
                 self._finals.append(req)
+                # A cancelled final (a speculative one speech resumed over) leaves the queue at
+                # once, not when its turn comes: else it counts as the oldest waiting final
+                # (admission, LoadMeter.final_wait) and takes a batch slot until then.
+                req.future.add_done_callback(lambda f, r=req: self._drop_cancelled(r))
             self._cond.notify_all()  # two lanes may wait: wake the one this work is for
+        # The caller's own trace line follows this one (same thread): it names the sentence.
+        trace.event(0, "submit", seq=req.seq, priority=priority.name.lower())
         return req.future
+
+    def _drop_cancelled(self, req: _Request) -> None:
+        if not req.future.cancelled():
+            return  # decoded (or failed): it left the queue when taken
+        with self._cond:
+            if req in self._finals:  # not if a lane took it meanwhile: _work skips it then
+                self._finals.remove(req)
+        trace.event(0, "drop_cancelled", seq=req.seq)
 
     def drop_partials(self, key: object) -> None:
         """Forget a stream's queued preview (the stream ended or its sentence closed)."""
@@ -311,8 +328,13 @@ class InferenceScheduler:
                 for req in batch:
                     queue.remove(req)
             else:
+                # Previews degrade first: while finals keep the model busy, one per batch, so a
+                # final queued meanwhile waits for one preview, not a batch of them (traced 4-stream
+                # overload: finals waited up to 5 s behind a preview batch in flight).
+                busy = (self.busy_final_share < 1.0
+                        and self.load.share(Priority.FINAL) >= self.busy_final_share)
                 for key, req in list(self._partials.items()):
-                    if len(batch) >= self.max_batch:
+                    if len(batch) >= (1 if busy else self.max_batch):
                         break
                     if firsts and not req.first:
                         continue  # finals wait: only first previews go ahead of them
@@ -444,7 +466,10 @@ class InferenceScheduler:
                 continue
             if batch is None:
                 return
+            taken = batch
             batch = [r for r in batch if r.future.set_running_or_notify_cancel()]
+            if len(batch) < len(taken):
+                trace.event(0, "skip_cancelled", seqs=[r.seq for r in taken if r not in batch])
             if not batch:
                 continue
             start = time.monotonic()
@@ -486,7 +511,8 @@ class InferenceScheduler:
             done = time.monotonic()
             trace.event(0, "batch", start=round(start, 4), decode_s=round(done - start, 3),
                         priority=batch[0].priority.name.lower(), size=len(batch),
-                        full=batch[0].options.full_window, file_lane=backend is not self.backend)
+                        full=batch[0].options.full_window, file_lane=backend is not self.backend,
+                        seqs=[r.seq for r in batch])
             self._report(batch, start, done)
             for req, res in zip(batch, results, strict=True):
                 latency = done - req.submitted

@@ -11,7 +11,8 @@ model instead of letting every admitted stream's finals lag without bound.
 A stream's final cost is learned from the measurement (final share / stream-windows measured),
 starts at `stream_cost`, and is never below the model's measured final work per sentence (one
 final at first, then everything final-priority a sentence cost: speculative misses, rechecks)
-times `sentence_rate`, so streams that start together are counted before they have produced load.
+times the sentences per second a stream closes (measured over the window once enough closed,
+`sentence_rate` before), so streams that start together are counted before they have produced load.
 The first stream is always admitted.
 """
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from voxscope.engine.load import LoadMeter
+from voxscope.engine.load import MIN_SENTENCES, LoadMeter
 from voxscope.engine.types import Priority
 
 
@@ -35,6 +36,7 @@ class LoadReading:
     final_wait_s: float  # the worst model's
     final_decode_s: float | None = None  # model time per final (the slowest model's), if known
     final_sentence_s: float | None = None  # final work per sentence closed (the dearest model's)
+    sentences_closed: int = 0  # realtime sentences closed over the window, summed over models
 
 
 def read_loads(meters: Iterable[LoadMeter]) -> LoadReading:
@@ -46,7 +48,8 @@ def read_loads(meters: Iterable[LoadMeter]) -> LoadReading:
                                            if m.final_decode_s is not None), default=None),
                        final_sentence_s=max((v for m in meters
                                              if (v := m.final_sentence_s()) is not None),
-                                            default=None))
+                                            default=None),
+                       sentences_closed=sum(m.sentences_closed() for m in meters))
 
 
 @dataclass
@@ -59,10 +62,12 @@ class Admission:
     window_s: float = 15.0  # the meters' window: a stream older than this is fully measured
     clock: Callable[[], float] = time.monotonic
     cost: float = field(init=False)  # learned per-stream final share
+    rate: float = field(init=False)  # sentences/s per stream the last check priced a stream at
     refused: int = 0
 
     def __post_init__(self) -> None:
         self.cost = self.stream_cost
+        self.rate = self.sentence_rate
 
     def check(self, stream_starts: list[float]) -> str | None:
         """None if one more stream may start beside those started at `stream_starts`
@@ -82,8 +87,14 @@ class Admission:
         # once enough closed; before that one final's time (calibrated at start-up).
         cost = self.cost
         per_sentence = load.final_sentence_s or load.final_decode_s
+        # Sentences per second per stream: measured once the window holds enough closed sentences
+        # and a window's worth of streams (the bench's streams close 0.086/s, 0.2 priced them at
+        # twice their cost: 5 of 8 admitted where 8 kept a better p95), else `sentence_rate`.
+        self.rate = self.sentence_rate
+        if load.sentences_closed >= MIN_SENTENCES and present >= 1.0:
+            self.rate = load.sentences_closed / self.window_s / present
         if per_sentence is not None:
-            cost = max(cost, per_sentence * self.sentence_rate)
+            cost = max(cost, per_sentence * self.rate)
         projected = max(load.final_share, n * cost) + cost
         if projected > self.max_load:
             self.refused += 1
@@ -125,6 +136,8 @@ class AdmissionCollector(Collector):
             ("voxscope_load_final_sentence_seconds", "Model time spent on final-priority work "
              "per realtime sentence closed over the window (0 until measured)",
              load.final_sentence_s or 0.0),
+            ("voxscope_load_sentence_rate", "Sentences per second one stream is priced at "
+             "(measured over the window once enough closed, else admit_sentence_rate)", a.rate),
             ("voxscope_load_admission_limit", "Projected final share above which new streams are "
              "refused (0: off)", a.max_load),
             ("voxscope_load_refused_streams", "Streams refused by measured load (since start)",
