@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from voxscope.engine.text import letters
 from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Transcript
 
 # A realtime final (word timestamps) on less audio than this is decoded in the full 30 s window
@@ -64,6 +65,34 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
     if tr.words and speech_s - tr.words[-1].end > UNHEARD_SPEECH_S:
         return "unheard"  # (words are timed from the window's start: the sentence's, no lead)
     return None
+
+
+# A short-window final whose first words differ from the preview text the user already saw is
+# decoded again in the full window: the short window's wrong first words are near-ties (p 0.08-0.45
+# either way), so a disagreement with the previews, decoded on other windows, is the signal that
+# confidence is not (benchmarks/RESULTS.md, "Short finals and first partials at 4 streams
+# (session 8)"). How many leading words (characters in CJK) are compared; 0: off.
+# VOXSCOPE_PREVIEW_CHECK_WORDS: for measurements.
+PREVIEW_CHECK_WORDS = int(os.environ.get("VOXSCOPE_PREVIEW_CHECK_WORDS", "0"))
+
+
+def disagrees_with_preview(words: list[str], preview: str, *, cjk: bool,
+                           n: int | None = None) -> bool:
+    """Whether a final's first `n` words (`words`: the sentence's own, in order) say something
+    other than the start of `preview` (the agreed preview text, or the last one shown). Only as
+    far as both go: a preview that had not reached the second word yet disagrees with nothing
+    there."""
+    n = PREVIEW_CHECK_WORDS if n is None else n
+    if n <= 0 or not preview.strip() or not words:
+        return False
+    if cjk:
+        mine, seen = letters("".join(words))[:n], letters(preview)[:n]
+        k = min(len(mine), len(seen))
+        return mine[:k] != seen[:k]
+    mine_w = [w for w in (letters(w) for w in words[:n]) if w]
+    seen_w = [w for w in (letters(w) for w in preview.split()[:n]) if w]
+    k = min(len(mine_w), len(seen_w))
+    return mine_w[:k] != seen_w[:k]
 
 
 def _degenerate(tr: Transcript) -> bool:
