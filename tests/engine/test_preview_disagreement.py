@@ -16,7 +16,8 @@ import pytest
 
 from tests.engine.test_recognizer_driver import Session, settle, silence, speech
 from voxscope.engine.streaming import final_guard
-from voxscope.engine.streaming.final_guard import disagrees_with_preview
+from voxscope.engine.streaming.final_guard import disagrees_with_preview, preview_reason
+from voxscope.engine.types import DecodeOptions
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +38,19 @@ def test_the_rule_compares_the_first_words_as_far_as_both_go():
     assert not disagrees_with_preview(["希望", "你"], "希望", cjk=True)
     assert not disagrees_with_preview(["Hello"], "", cjk=False)  # no preview was shown
     assert not disagrees_with_preview(["Never"], "Ever", cjk=False, n=0)  # the rule off
+
+
+def test_a_short_sentence_nobody_saw_a_preview_of_is_checked_in_the_full_window(monkeypatch):
+    monkeypatch.setattr(final_guard, "SHORT_FINAL_FULL_BELOW_S", 4.0)
+    assert preview_reason(["Hello"], "", cjk=False, audio_s=3.0) == "unpreviewed"
+    assert preview_reason(["Hello"], "", cjk=False, audio_s=9.0) is None  # the short window's own
+    assert preview_reason(["Hello"], "Hello", cjk=False, audio_s=3.0) is None
+    assert preview_reason(["Hallo"], "Hello", cjk=False, audio_s=9.0) == "preview"
+    # with the check on, the backend no longer decodes short finals in the full window up front
+    assert not final_guard.short_final_in_full(16000, DecodeOptions(word_timestamps=True))
+    monkeypatch.setattr(final_guard, "PREVIEW_CHECK_WORDS", 0)
+    assert preview_reason(["Hallo"], "", cjk=False, audio_s=3.0) is None
+    assert final_guard.short_final_in_full(16000, DecodeOptions(word_timestamps=True))
 
 
 async def sentence(final_text: str, recheck_text: str | None) -> Session:

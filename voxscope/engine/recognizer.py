@@ -40,7 +40,7 @@ from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
 from voxscope.engine.streaming.final_guard import (
     better,
-    disagrees_with_preview,
+    preview_reason,
     short_final_in_full,
     weak_reason,
 )
@@ -680,10 +680,11 @@ class StreamingRecognizer:
         """A short-window final that looks weak, decoded again in the full window; the better
         of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
         reason = weak_reason(tr, (s.speech_end - s.start) / SR)
-        if reason is None and disagrees_with_preview(
-                [w.text for w in own_words(tr.words, s.lead / SR)],
-                s.committed or s.agreement.previous, cjk=is_cjk(tr.language)):
-            reason = "preview"  # its first words are not what the previews showed: a near-tie
+        if reason is None and s.final_audio is not None:
+            # Its first words are not what the previews showed: a near-tie (final_guard).
+            reason = preview_reason([w.text for w in own_words(tr.words, s.lead / SR)],
+                                    s.committed or s.agreement.previous,
+                                    cjk=is_cjk(tr.language), audio_s=len(s.final_audio) / SR)
         if reason is None or s.final_audio is None:
             return tr
         if short_final_in_full(len(s.final_audio), self._final_options(s)):

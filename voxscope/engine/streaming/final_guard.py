@@ -27,8 +27,10 @@ SHORT_FINAL_FULL_BELOW_S = float(os.environ.get("VOXSCOPE_SHORT_FINAL_FULL_BELOW
 
 def short_final_in_full(samples: int, opts: DecodeOptions) -> bool:
     """Whether a short-window request is decoded in the full window: a final on less than
-    SHORT_FINAL_FULL_BELOW_S of audio (previews stay short: cheap, and soon replaced)."""
-    return opts.word_timestamps and samples < SHORT_FINAL_FULL_BELOW_S * SAMPLE_RATE
+    SHORT_FINAL_FULL_BELOW_S of audio (previews stay short: cheap, and soon replaced), unless
+    finals are checked against their previews instead (PREVIEW_CHECK_WORDS)."""
+    return (opts.word_timestamps and PREVIEW_CHECK_WORDS <= 0
+            and samples < SHORT_FINAL_FULL_BELOW_S * SAMPLE_RATE)
 
 
 # Clean speech on the real clips decodes at avg_logprob -0.14..-0.57 in short windows; Whisper's
@@ -93,6 +95,17 @@ def disagrees_with_preview(words: list[str], preview: str, *, cjk: bool,
     seen_w = [w for w in (letters(w) for w in preview.split()[:n]) if w]
     k = min(len(mine_w), len(seen_w))
     return mine_w[:k] != seen_w[:k]
+
+
+def preview_reason(words: list[str], preview: str, *, cjk: bool, audio_s: float) -> str | None:
+    """Why a short-window final should be decoded again for what its previews showed: its first
+    words differ from them, or (a sentence too short to go without a check, e.g. audio sent
+    faster than real time) none was shown. None: keep it, or the check is off."""
+    if PREVIEW_CHECK_WORDS <= 0:
+        return None
+    if not preview.strip():
+        return "unpreviewed" if audio_s < SHORT_FINAL_FULL_BELOW_S else None
+    return "preview" if disagrees_with_preview(words, preview, cjk=cjk) else None
 
 
 def _degenerate(tr: Transcript) -> bool:
