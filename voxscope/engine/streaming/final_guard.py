@@ -75,7 +75,7 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
 # confidence is not (benchmarks/RESULTS.md, "Short finals and first partials at 4 streams
 # (session 8)"). How many leading words (characters in CJK) are compared; 0: off.
 # VOXSCOPE_PREVIEW_CHECK_WORDS: for measurements.
-PREVIEW_CHECK_WORDS = int(os.environ.get("VOXSCOPE_PREVIEW_CHECK_WORDS", "0"))
+PREVIEW_CHECK_WORDS = int(os.environ.get("VOXSCOPE_PREVIEW_CHECK_WORDS", "3"))
 
 
 def disagrees_with_preview(words: list[str], preview: str, *, cjk: bool,
