@@ -46,6 +46,10 @@ def test_a_short_sentence_nobody_saw_a_preview_of_is_checked_in_the_full_window(
     assert preview_reason(["Hello"], "", cjk=False, audio_s=9.0) is None  # the short window's own
     assert preview_reason(["Hello"], "Hello", cjk=False, audio_s=3.0) is None
     assert preview_reason(["Hallo"], "Hello", cjk=False, audio_s=9.0) == "preview"
+    # a burst: the one preview shown saw the first second of a 3 s sentence
+    assert preview_reason(["Due"], "Due", cjk=False, audio_s=3.0, unseen_s=2.0) == "unpreviewed"
+    assert preview_reason(["Due"], "Due", cjk=False, audio_s=3.0, unseen_s=0.5) is None
+    assert preview_reason(["Due"], "Due", cjk=False, audio_s=9.0, unseen_s=5.0) is None
     # with the check on, the backend no longer decodes short finals in the full window up front
     assert not final_guard.short_final_in_full(16000, DecodeOptions(word_timestamps=True))
     monkeypatch.setattr(final_guard, "PREVIEW_CHECK_WORDS", 0)

@@ -684,7 +684,9 @@ class StreamingRecognizer:
             # Its first words are not what the previews showed: a near-tie (final_guard).
             reason = preview_reason([w.text for w in own_words(tr.words, s.lead / SR)],
                                     s.committed or s.agreement.previous,
-                                    cjk=is_cjk(tr.language), audio_s=len(s.final_audio) / SR)
+                                    cjk=is_cjk(tr.language), audio_s=len(s.final_audio) / SR,
+                                    unseen_s=s.speech_end / SR - (s.last_result.current_ms / 1000
+                                                                  if s.last_result else 0.0))
         if reason is None or s.final_audio is None:
             return tr
         if short_final_in_full(len(s.final_audio), self._final_options(s)):

@@ -97,14 +97,27 @@ def disagrees_with_preview(words: list[str], preview: str, *, cjk: bool,
     return mine_w[:k] != seen_w[:k]
 
 
-def preview_reason(words: list[str], preview: str, *, cjk: bool, audio_s: float) -> str | None:
+# A sentence under SHORT_FINAL_FULL_BELOW_S whose last shown preview ended this long before its
+# speech did was not seen whole by any preview (audio sent faster than real time: one preview of
+# its first second): unchecked, so decoded in the full window as before the check. In a burst
+# (`call()`) "Due to the slow communication channels" lost "channels" in a short window
+# (tests/hardening/test_final_window_guard.py); at real-time pace the last preview reaches the
+# speech end (one is asked for after it, within `partial_interval_s`).
+PREVIEW_GAP_S = 1.0
+
+
+def preview_reason(words: list[str], preview: str, *, cjk: bool, audio_s: float,
+                   unseen_s: float = 0.0) -> str | None:
     """Why a short-window final should be decoded again for what its previews showed: its first
-    words differ from them, or (a sentence too short to go without a check, e.g. audio sent
-    faster than real time) none was shown. None: keep it, or the check is off."""
+    words differ from them, or (a sentence too short to go without a check) no preview saw it
+    whole (`unseen_s`: its speech after the last shown preview's audio). None: keep it, or the
+    check is off."""
     if PREVIEW_CHECK_WORDS <= 0:
         return None
+    if audio_s < SHORT_FINAL_FULL_BELOW_S and (not preview.strip() or unseen_s > PREVIEW_GAP_S):
+        return "unpreviewed"
     if not preview.strip():
-        return "unpreviewed" if audio_s < SHORT_FINAL_FULL_BELOW_S else None
+        return None
     return "preview" if disagrees_with_preview(words, preview, cjk=cjk) else None
 
 
