@@ -3,7 +3,8 @@
 Short windows (`final_window: short`) cost about a third of the CPU at the same or lower error on
 the real clips (benchmarks/RESULTS.md, "Final window"), but Whisper was trained on 30 s windows:
 a short-window final that looks weak is decoded again in the full window and the better of the two
-kept; a final on a few seconds of audio is decoded in the full window to begin with
+kept, and so is one whose first words differ from the previews the user saw (`preview_reason`);
+with that check off, a final on a few seconds of audio is decoded in the full window to begin with
 (`short_final_in_full`, applied by the backend). Pure rules, no model, so they are unit-tested
 directly.
 """
