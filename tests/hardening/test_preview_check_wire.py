@@ -6,9 +6,13 @@ such a window are near-ties the 30 s window decides otherwise. In bench_final_wi
 back "Never tried. Ever failed. ..." in every short-final run of session 7 (the < 4 s full-window
 rule does not reach a 9 s sentence), while its previews, decoded on other windows, showed "Ever
 tried". The guard now decodes a final whose first words differ from the agreed preview again in
-the full window (engine/streaming/final_guard.py `preview_reason`). Asserted: the final says "Ever
-tried", the stream's other sentences are intact and in order, and the recheck is counted on
-/metrics. Pace 2x real time: finals come from the audio's VAD cuts, not the clock.
+the full window (engine/streaming/final_guard.py `preview_reason`), whose text is "Ever tried".
+The previews are near-ties too and depend on timing (their windows end where the audio had got
+to): in one of three runs on a loaded machine they showed "Never tried" as well, and then the final
+rightly stays as it is. So asserted: when the sentence's last preview began "Ever", its final does
+too and the recheck is counted on /metrics (without the check the final said "Never tried."
+there); in every case the stream's sentences are intact and in order. Pace 2x real time: finals
+come from the audio's VAD cuts, not the clock.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def short_server():
 @pytest.mark.timeout(300)
 def test_a_final_that_contradicts_its_previews_is_decoded_in_the_full_window(short_server):
     finals: list[dict] = []
+    partials: list[dict] = []
     errors: list[str] = []
     done = threading.Event()
 
@@ -45,6 +50,8 @@ def test_a_final_that_contradicts_its_previews_is_decoded_in_the_full_window(sho
             s = result.get_sentence()
             if s.get("end_time") is not None:
                 finals.append(s)
+            else:
+                partials.append(s)
 
         def on_error(self, result) -> None:
             errors.append(f"{result.code}: {result.message}")
@@ -64,10 +71,11 @@ def test_a_final_that_contradicts_its_previews_is_decoded_in_the_full_window(sho
         r.stop()
     assert not errors, errors
     text = " ".join(s["text"] for s in finals)
-    words = norm_words(text)
-    assert "never" not in words, text
-    assert "ever tried" in " ".join(words), text
     reference = " ".join(clip(c)["reference"] for c in CLIPS)
     assert error_rate("en", reference, text) <= 0.05, text
     assert [s["sentence_id"] for s in finals] == sorted(s["sentence_id"] for s in finals)
-    assert rechecks(short_server) >= before + 1
+    beckett = next(s for s in finals if "tried" in norm_words(s["text"]))
+    shown = [p["text"] for p in partials if p["sentence_id"] == beckett["sentence_id"]]
+    if shown and norm_words(shown[-1])[:1] == ["ever"]:
+        assert norm_words(beckett["text"])[:2] == ["ever", "tried"], (shown[-1], beckett["text"])
+        assert rechecks(short_server) >= before + 1
