@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import pct, sdk_stream  # noqa: E402
-from benchmarks.settings_args import parse_settings  # noqa: E402
+from benchmarks.settings_args import parse_settings, split_env  # noqa: E402
 from tests.support import ServerProcess, clip_pcm, silence_pcm  # noqa: E402
 
 # (clip, start s, end s) of short phrases, and whole sentences
@@ -112,8 +112,9 @@ def main() -> None:
 
 def run_mode(mode: str, overrides: dict, streams: list[int], results: dict,
              traced: bool = False) -> None:
-    server = ServerProcess(config={"server": {"max_sessions": max(streams) + 2, **overrides}},
-                           env={"VOXSCOPE_TRACE": "1"} if traced else {}).start()
+    env, settings = split_env(overrides)  # VOXSCOPE_* keys: the server's environment
+    server = ServerProcess(config={"server": {"max_sessions": max(streams) + 2, **settings}},
+                           env={**env, "VOXSCOPE_TRACE": "1"} if traced else env).start()
     try:
         for n in streams:
             outs: list[dict] = [{} for _ in range(n)]

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device import add_device_args, compute_type, models_config  # noqa: E402
-from benchmarks.settings_args import parse_settings  # noqa: E402
+from benchmarks.settings_args import parse_settings, split_env  # noqa: E402
 from tests.support import ServerProcess, clip, pcm16  # noqa: E402
 
 CLIPS = ["en_librispeech_1995-1837-0001", "zh_funasr_asr_example", "en_jfk_inaugural",
@@ -165,10 +165,10 @@ def main() -> None:
     add_device_args(ap)
     args = ap.parse_args()
 
-    overrides = parse_settings(args.set)
+    env, overrides = split_env(parse_settings(args.set))  # VOXSCOPE_*: the server's environment
     server = ServerProcess(config={"server": {"max_sessions": max(args.streams) + 2,
                                               **overrides},
-                                   "models": models_config(args)}).start()
+                                   "models": models_config(args)}, env=env).start()
     results: dict = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
                      "python": platform.python_version(), "runs": []}
     try:

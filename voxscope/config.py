@@ -146,11 +146,11 @@ class Settings(BaseSettings):
     min_partial_speech_ms: int = 400
     partial_interval_s: float = 0.6
     # The window a realtime sentence's final is decoded in. "full": padded to Whisper's 30 s like
-    # faster-whisper. "short": the audio plus 1 s, as previews are, except a final on less than
-    # 4 s of audio, which gets the full window (short windows flipped such sentences' first
-    # words), and a longer one that looks weak is decoded again in the full window
-    # (engine/streaming/final_guard.py). Short was as accurate in total through the server (0.049
-    # vs 0.050), passes tests/quality/test_accuracy.py and, since the guard's `unheard` rule,
+    # faster-whisper. "short": the audio plus 1 s, as previews are; a final whose first words
+    # differ from its agreed preview (short windows flip first words), or that looks weak, is
+    # decoded again in the full window (engine/streaming/final_guard.py). Short was as accurate
+    # in total through the server (0.048 vs 0.050, session 8), passes
+    # tests/quality/test_accuracy.py and, since the guard's `unheard` rule,
     # tests/hardening/test_forced_cut.py; "full" stays the default until the whole suite has run
     # with "short" (benchmarks/RESULTS.md, "Short finals as the default? (session 7)").
     final_window: Literal["full", "short"] = "full"

@@ -38,7 +38,12 @@ from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
-from voxscope.engine.streaming.final_guard import better, short_final_in_full, weak_reason
+from voxscope.engine.streaming.final_guard import (
+    better,
+    preview_reason,
+    short_final_in_full,
+    weak_reason,
+)
 from voxscope.engine.streaming.results import ResultWord as ResultWord
 from voxscope.engine.streaming.results import (
     SentenceResult,
@@ -682,6 +687,13 @@ class StreamingRecognizer:
         """A short-window final that looks weak, decoded again in the full window; the better
         of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
         reason = weak_reason(tr, (s.speech_end - s.start) / SR)
+        if reason is None and s.final_audio is not None:
+            # Its first words are not what the previews showed: a near-tie (final_guard).
+            reason = preview_reason([w.text for w in own_words(tr.words, s.lead / SR)],
+                                    s.committed or s.agreement.previous,
+                                    cjk=is_cjk(tr.language), audio_s=len(s.final_audio) / SR,
+                                    unseen_s=s.speech_end / SR - (s.last_result.current_ms / 1000
+                                                                  if s.last_result else 0.0))
         if reason is None or s.final_audio is None:
             return tr
         if short_final_in_full(len(s.final_audio), self._final_options(s)):

@@ -3,7 +3,8 @@
 Short windows (`final_window: short`) cost about a third of the CPU at the same or lower error on
 the real clips (benchmarks/RESULTS.md, "Final window"), but Whisper was trained on 30 s windows:
 a short-window final that looks weak is decoded again in the full window and the better of the two
-kept; a final on a few seconds of audio is decoded in the full window to begin with
+kept, and so is one whose first words differ from the previews the user saw (`preview_reason`);
+with that check off, a final on a few seconds of audio is decoded in the full window to begin with
 (`short_final_in_full`, applied by the backend). Pure rules, no model, so they are unit-tested
 directly.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from voxscope.engine.text import letters
 from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Transcript
 
 # A realtime final (word timestamps) on less audio than this is decoded in the full 30 s window
@@ -26,8 +28,10 @@ SHORT_FINAL_FULL_BELOW_S = float(os.environ.get("VOXSCOPE_SHORT_FINAL_FULL_BELOW
 
 def short_final_in_full(samples: int, opts: DecodeOptions) -> bool:
     """Whether a short-window request is decoded in the full window: a final on less than
-    SHORT_FINAL_FULL_BELOW_S of audio (previews stay short: cheap, and soon replaced)."""
-    return opts.word_timestamps and samples < SHORT_FINAL_FULL_BELOW_S * SAMPLE_RATE
+    SHORT_FINAL_FULL_BELOW_S of audio (previews stay short: cheap, and soon replaced), unless
+    finals are checked against their previews instead (PREVIEW_CHECK_WORDS)."""
+    return (opts.word_timestamps and PREVIEW_CHECK_WORDS <= 0
+            and samples < SHORT_FINAL_FULL_BELOW_S * SAMPLE_RATE)
 
 
 # Clean speech on the real clips decodes at avg_logprob -0.14..-0.57 in short windows; Whisper's
@@ -64,6 +68,58 @@ def weak_reason(tr: Transcript, speech_s: float) -> str | None:
     if tr.words and speech_s - tr.words[-1].end > UNHEARD_SPEECH_S:
         return "unheard"  # (words are timed from the window's start: the sentence's, no lead)
     return None
+
+
+# A short-window final whose first words differ from the preview text the user already saw is
+# decoded again in the full window: the short window's wrong first words are near-ties (p 0.08-0.45
+# either way), so a disagreement with the previews, decoded on other windows, is the signal that
+# confidence is not (benchmarks/RESULTS.md, "Short finals and first partials at 4 streams
+# (session 8)"). How many leading words (characters in CJK) are compared; 0: off.
+# VOXSCOPE_PREVIEW_CHECK_WORDS: for measurements.
+PREVIEW_CHECK_WORDS = int(os.environ.get("VOXSCOPE_PREVIEW_CHECK_WORDS", "3"))
+
+
+def disagrees_with_preview(words: list[str], preview: str, *, cjk: bool,
+                           n: int | None = None) -> bool:
+    """Whether a final's first `n` words (`words`: the sentence's own, in order) say something
+    other than the start of `preview` (the agreed preview text, or the last one shown). Only as
+    far as both go: a preview that had not reached the second word yet disagrees with nothing
+    there."""
+    n = PREVIEW_CHECK_WORDS if n is None else n
+    if n <= 0 or not preview.strip() or not words:
+        return False
+    if cjk:
+        mine, seen = letters("".join(words))[:n], letters(preview)[:n]
+        k = min(len(mine), len(seen))
+        return mine[:k] != seen[:k]
+    mine_w = [w for w in (letters(w) for w in words[:n]) if w]
+    seen_w = [w for w in (letters(w) for w in preview.split()[:n]) if w]
+    k = min(len(mine_w), len(seen_w))
+    return mine_w[:k] != seen_w[:k]
+
+
+# A sentence under SHORT_FINAL_FULL_BELOW_S whose last shown preview ended this long before its
+# speech did was not seen whole by any preview (audio sent faster than real time: one preview of
+# its first second): unchecked, so decoded in the full window as before the check. In a burst
+# (`call()`) "Due to the slow communication channels" lost "channels" in a short window
+# (tests/hardening/test_final_window_guard.py); at real-time pace the last preview reaches the
+# speech end (one is asked for after it, within `partial_interval_s`).
+PREVIEW_GAP_S = 1.0
+
+
+def preview_reason(words: list[str], preview: str, *, cjk: bool, audio_s: float,
+                   unseen_s: float = 0.0) -> str | None:
+    """Why a short-window final should be decoded again for what its previews showed: its first
+    words differ from them, or (a sentence too short to go without a check) no preview saw it
+    whole (`unseen_s`: its speech after the last shown preview's audio). None: keep it, or the
+    check is off."""
+    if PREVIEW_CHECK_WORDS <= 0:
+        return None
+    if audio_s < SHORT_FINAL_FULL_BELOW_S and (not preview.strip() or unseen_s > PREVIEW_GAP_S):
+        return "unpreviewed"
+    if not preview.strip():
+        return None
+    return "preview" if disagrees_with_preview(words, preview, cjk=cjk) else None
 
 
 def _degenerate(tr: Transcript) -> bool:
