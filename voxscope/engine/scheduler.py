@@ -459,7 +459,7 @@ class InferenceScheduler:
             start = time.monotonic()
             with self._cond:  # two lanes update the stats: under the lock, so no count is lost
                 self._served.extend((r.seq, r.priority) for r in batch)
-                if (backend is self.backend and batch[0].priority == Priority.FILE
+                if (take != self._take_file_batch and batch[0].priority == Priority.FILE
                         and self.file_backend is not None):
                     self._main_files_at = start
                     self._cond.notify_all()  # a held lane replica is not needed now
