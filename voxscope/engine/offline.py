@@ -327,10 +327,11 @@ def _after_recovered(words: list[Word], recovered: list[list[Word]],
 
     out = []
     for i, x in enumerate(words):
-        if overlaps(x) is not None:
+        if (hit := overlaps(x)) is not None:
             stay = next((y.start for y in words[i + 1:] if overlaps(y) is None), float("inf"))
             # after every recovered stretch before that word (a sentence may be two regions)
-            last = max(ws[-1].end for ws in recovered if ws[0].start < stay and ws[-1].end > x.start)
+            last = max((ws[-1].end for ws in recovered
+                        if ws[0].start < stay and ws[-1].end > x.start), default=hit[-1].end)
             target = next((a / SR for a, _ in regions if last <= a / SR < stay), last)
             x = replace(x, start=target, end=max(x.end, target))
         out.append(x)
