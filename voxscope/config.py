@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     file_lane_batch: int = 1  # windows per decode on the lane (more: more peak memory)
     # The lane's replica (~125 MB) is dropped after this long without file windows to decode
     # (realtime work gone), and built again when file and realtime work next meet; <= 0: kept.
+    # Dropped at once when file windows become the main model's (streams stopped): held, it would
+    # keep them one at a time there.
     file_lane_idle_s: float = 60.0
     # CTranslate2 replicas of each model (one model object: they share its weights; a second
     # replica's buffers and a second decode at once cost ~40-60 MB of peak RSS). With 2, a second

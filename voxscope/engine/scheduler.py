@@ -25,7 +25,8 @@ batches across sessions:
   `file_lane_batch` windows per decode (1: a batch of 4 beam-5 windows raised peak RSS ~110 MB,
   about what the replica's own weights cost). A replica that has had no file window to decode for
   `file_lane_idle_s` is dropped (and the heaps trimmed: ~125 MB back) and built again when file and
-  realtime work next meet.
+  realtime work next meet; so is one whose file windows became the main model's (realtime work
+  gone), at once: held, it would keep the main model's second thread idle.
 - with a backend of several CTranslate2 replicas (`backend.workers`, setting `model_workers`: the
   replicas of one model object share its weights; quiet machine: +54-60 MB peak RSS for a file task),
   a second thread decodes file windows and sync requests beside the main lane while no realtime
@@ -133,6 +134,7 @@ class InferenceScheduler:
         self.file_lane_idle_s = file_lane_idle_s  # <= 0: the replica is kept once built
         self.file_lane_loads = 0  # replicas built (a dropped one is built again when needed)
         self._lane_active = float("-inf")  # monotonic time the lane last took file windows
+        self._main_files_at = float("-inf")  # ... and the main model (either of its threads)
         self.file_backend: WhisperBackend | None = None
         self._file_thread: threading.Thread | None = None
         # A second thread on the main backend's second replica (see the module docstring).
@@ -355,6 +357,12 @@ class InferenceScheduler:
                 if self.file_lane_idle_s <= 0:
                     self._cond.wait()
                     continue
+                if queue or self._main_files_at > self._lane_active:
+                    # Realtime work is gone and file windows wait or went to the main model: they
+                    # are its windows now, and a held replica would keep them one at a time there
+                    # (no second thread, no bulk threshold: memory). Give it back now, not
+                    # file_lane_idle_s later.
+                    return None
                 idle = self._lane_active + self.file_lane_idle_s - time.monotonic()
                 if idle <= 0:
                     return None
@@ -446,11 +454,12 @@ class InferenceScheduler:
             self.file_backend = None
             closed = self._closed
         if not closed:
-            log.info("file lane: idle for %.0f s, its model replica is released",
-                     self.file_lane_idle_s)
+            log.info("file lane: its model replica is released (no file windows for it)")
             del backend
             gc.collect()  # the replica's native memory goes with its last reference
             allocator.trim()
+            with self._cond:
+                self._cond.notify_all()  # the second thread may take file windows now
         return not closed
 
     def _run(self) -> None:
@@ -475,6 +484,10 @@ class InferenceScheduler:
             start = time.monotonic()
             with self._cond:  # two lanes update the stats: under the lock, so no count is lost
                 self._served.extend((r.seq, r.priority) for r in batch)
+                if (take != self._take_file_batch and batch[0].priority == Priority.FILE
+                        and self.file_backend is not None):
+                    self._main_files_at = start
+                    self._cond.notify_all()  # a held lane replica is not needed now
                 for req in batch:
                     name = req.priority.name.lower()
                     self.stats.served_by_priority[name] = (

@@ -1,0 +1,126 @@
+"""What a second CTranslate2 replica costs in memory, and which setting gives it back.
+
+Each variant runs in its own child process (settings apply at start-up, as in `voxscope serve`):
+`allocator.configure()`, a `WhisperBackend` with `--workers` replicas, then every English and
+Mandarin clip of shared/audio decoded one after another from one caller (a final: full window,
+beam 5, word timestamps; and a greedy preview of its first 3 s), as a streaming-only server does;
+with two replicas CTranslate2 hands successive calls to either. `--parallel` decodes from two
+callers at once instead (a file task's two windows). Prints peak RSS (VmHWM), RSS after the loop
+and after `malloc_trim`, CPU seconds, and whether the texts equal the first variant's; memory is
+independent of the machine's load, CPU seconds nearly so.
+
+    python benchmarks/bench_replica_memory.py --variant w1:workers=1 --variant w2:workers=2 \
+        --variant w2_nofastmm:workers=2,MKL_DISABLE_FAST_MM=1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _status(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(workers: int, threads: int, rounds: int, parallel: bool) -> dict:
+    from tests.support import clip_pcm, manifest
+    from voxscope import allocator
+    from voxscope.engine.model_store import ModelStore
+    from voxscope.engine.types import DecodeOptions
+    from voxscope.engine.whisper_backend import WhisperBackend
+
+    allocator.configure(trim_period_s=None)
+    clips = [np.frombuffer(clip_pcm(c["id"]), "<i2").astype(np.float32) / 32768
+             for c in manifest() if c["lang"] in ("en", "zh")]
+    backend = WhisperBackend(ModelStore().resolve("whisper-base"), cpu_threads=threads,
+                             workers=workers)
+    final = DecodeOptions(beam_size=5, full_window=True, word_timestamps=True)
+    preview = DecodeOptions(beam_size=1, full_window=False, word_timestamps=False,
+                            temperature_fallback=False)
+    allocator.trim()
+    loaded = _status("VmRSS")
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    texts: list[str] = []
+
+    def decode(items: list[np.ndarray]) -> list[str]:
+        out = []
+        for a in items:
+            out.append(backend.decode_batch([(a, final)])[0].text)
+            out.append(backend.decode_batch([(a[: 3 * 16000], preview)])[0].text)
+        return out
+
+    for _ in range(rounds):
+        if parallel:  # two callers, as the scheduler's two threads on a file task
+            halves: list[list[str]] = [[], []]
+            ts = [threading.Thread(target=lambda k=k, h=halves: h[k].extend(decode(clips[k::2])))
+                  for k in (0, 1)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            texts += halves[0] + halves[1]
+        else:
+            texts += decode(clips)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    after = _status("VmRSS")
+    allocator.trim()
+    return {"loaded_mb": round(loaded), "peak_mb": round(_status("VmHWM")),
+            "after_mb": round(after), "trimmed_mb": round(_status("VmRSS")),
+            "cpu_s": round((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), 1),
+            "texts": texts}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:workers=N[,ENV=VALUE...] (repeatable)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--parallel", action="store_true")
+    ap.add_argument("--child", nargs=1, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], args.threads, args.rounds, args.parallel)))
+        return
+    first: list[str] | None = None
+    for spec in args.variant or ["w1:workers=1", "w2:workers=2"]:
+        name, _, kvs = spec.partition(":")
+        env, workers = dict(os.environ), 1
+        for kv in filter(None, kvs.split(",")):
+            k, _, v = kv.partition("=")
+            if k == "workers":
+                workers = int(v)
+            else:
+                env[k] = v
+        out = subprocess.run([sys.executable, __file__, "--child", str(workers), "--threads",
+                              str(args.threads), "--rounds", str(args.rounds),
+                              *(["--parallel"] if args.parallel else [])],
+                             capture_output=True, text=True, env=env, cwd=ROOT)
+        if out.returncode:
+            print(name, "failed:", out.stderr[-2000:], flush=True)
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        texts = r.pop("texts")
+        first = first or texts
+        print(json.dumps({"variant": name, **r, "same_text": texts == first,
+                          "load_avg_1m": round(os.getloadavg()[0], 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
