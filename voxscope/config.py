@@ -153,8 +153,9 @@ class Settings(BaseSettings):
     # decoded again in the full window (engine/streaming/final_guard.py). Short was as accurate
     # in total through the server (0.048 vs 0.050, session 8), passes
     # tests/quality/test_accuracy.py and, since the guard's `unheard` rule,
-    # tests/hardening/test_forced_cut.py; "full" stays the default until the whole suite has run
-    # with "short" (benchmarks/RESULTS.md, "Short finals as the default? (session 7)").
+    # tests/hardening/test_forced_cut.py; "full" stays the default: the whole suite with "short" had
+    # one stream end without its only final (not reproduced; benchmarks/RESULTS.md, "Quiet-machine
+    # reruns, end of session 8"), and nothing may be lost.
     final_window: Literal["full", "short"] = "full"
     max_task_audio_s: float = 4 * 3600.0
 
