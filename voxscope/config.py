@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     admit_sentence_rate: float = 0.2  # sentences/s a stream is priced at until measured
     # No speculative final ahead of the pause limit while realtime finals take this share of model
     # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before); above it
-    # previews also go one per batch and a closing sentence's queued preview is not promoted.
+    # previews also go one per batch.
     speculate_max_final_share: float = 0.5
     load_window_s: float = 15.0  # the sliding window load is measured over
     # File windows while realtime work is about (engine/scheduler.py): one window per batch while

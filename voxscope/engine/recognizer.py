@@ -586,11 +586,10 @@ class StreamingRecognizer:
         self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
         self._partial_keys.discard(self._translation_key(s))
         key = (id(self), s.start)
-        # While finals keep the model busy the queued preview is dropped, not promoted: promoted,
-        # it is one more final-priority decode per sentence, queued ahead of later finals (8
-        # streams on a loaded machine: 47 of 48 sentences, half the finals' queue wait;
-        # benchmarks/RESULTS.md "Overload, session 8"). Previews degrade first.
-        if s.emitted_partial_seq or s.partial_future is None or self._finals_busy():
+        # Promoted also while finals keep the model busy: dropping it there (session 8, o3) cost
+        # a burst-sent stream its only preview before each final, which the wire contract and
+        # tests/protocols/test_inference_sdk.py row 6/7 expect (a burst keeps the share high).
+        if s.emitted_partial_seq or s.partial_future is None:
             self._sched.drop_partials(key)
             self._partial_keys.discard(key)
         else:
