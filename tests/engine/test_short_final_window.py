@@ -78,5 +78,6 @@ def test_the_short_setting_reaches_the_decode():
         s.rec.close()
         return windows
 
-    assert load_settings().final_window == "full"  # full: with short a burst-sent stream once lost its only final (RESULTS, session 8)
+    # full: with short a burst-sent stream once lost its only final (RESULTS, session 8)
+    assert load_settings().final_window == "full"
     assert asyncio.run(main()) == {False}  # asked short; the backend widens finals under 4 s
