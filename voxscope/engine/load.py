@@ -98,6 +98,11 @@ class LoadMeter:
                        for start, end, p in self._busy if p in classes)
         return min(max(busy / self.window_s, 0.0), 1.0)
 
+    def finals_busy(self, share: float) -> bool:
+        """Whether realtime finals take at least `share` of model time (>= 1: never). Speculation
+        and preview batching degrade at the same threshold (`speculate_max_final_share`)."""
+        return share < 1.0 and self.share(Priority.FINAL) >= share
+
     def final_wait(self) -> float:
         """Seconds realtime finals wait for the model now (see the module docstring)."""
         now = self.clock()

@@ -746,8 +746,7 @@ class StreamingRecognizer:
 
     def _finals_busy(self) -> bool:
         meter = getattr(self._sched, "load", None)  # scheduler stand-ins in tests may have none
-        return (meter is not None and self.speculate_max_final_share < 1.0
-                and meter.share(Priority.FINAL) >= self.speculate_max_final_share)
+        return meter is not None and meter.finals_busy(self.speculate_max_final_share)
 
     def _count_speculation(self, hit: bool) -> None:
         if hit:

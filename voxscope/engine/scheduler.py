@@ -333,8 +333,7 @@ class InferenceScheduler:
                 # Previews degrade first: while finals keep the model busy, one per batch, so a
                 # final queued meanwhile waits for one preview, not a batch of them (traced 4-stream
                 # overload: finals waited up to 5 s behind a preview batch in flight).
-                busy = (self.busy_final_share < 1.0
-                        and self.load.share(Priority.FINAL) >= self.busy_final_share)
+                busy = self.load.finals_busy(self.busy_final_share)
                 for key, req in list(self._partials.items()):
                     if len(batch) >= (1 if busy else self.max_batch):
                         break
