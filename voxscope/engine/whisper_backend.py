@@ -31,6 +31,7 @@ from faster_whisper.transcribe import (
 )
 from rapidfuzz.distance import Levenshtein
 
+from voxscope.engine.english_only import cjk_token_ids
 from voxscope.engine.hotwords import decoder_prompt, hotwords_for
 from voxscope.engine.streaming.final_guard import short_final_in_full
 from voxscope.engine.text import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, letters, to_simplified
@@ -81,6 +82,7 @@ class WhisperBackend:
         self.multilingual: bool = self._model.is_multilingual
         self.model_path = Path(model_path)
         self._tokenizers: dict[tuple[str, str], Tokenizer] = {}
+        self._cjk_ids: list[int] | None = None  # computed on the first translate-task decode
         self._lock = threading.Lock()  # tokenizer cache only; decoding is single-threaded per call
 
     # ----------------------------------------------------------------------------------------
@@ -228,7 +230,7 @@ class WhisperBackend:
             results = self._model.generate(
                 sub, [prompts[b] for b in idxs], beam_size=beam, patience=1.0, length_penalty=1.0,
                 max_length=limit, return_scores=True, return_no_speech_prob=True,
-                suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizers[idxs[0]], [-1]),
+                suppress_blank=True, suppress_tokens=self._suppressed(tokenizers[idxs[0]]),
                 max_initial_timestamp_index=50,
             )
             for b, res in zip(idxs, results, strict=True):
@@ -236,6 +238,16 @@ class WhisperBackend:
                 if capping and capped is not None and max_new is not None:
                     capped[b] = len(res.sequences_ids[0]) >= limit // 2
         return raw
+
+    def _suppressed(self, tok: Tokenizer) -> list[int]:
+        """Whisper's own suppressed tokens, and in the translate task (English out) every token
+        that starts a CJK character too (engine/english_only.py)."""
+        suppressed = list(get_suppressed_tokens(tok, [-1]))
+        if tok.task is None or tok.task != tok.tokenizer.token_to_id("<|translate|>"):
+            return suppressed
+        if self._cjk_ids is None:
+            self._cjk_ids = cjk_token_ids(tok.tokenizer.get_vocab().items())
+        return suppressed + self._cjk_ids
 
     def _decode_tails(self, items: list[tuple[np.ndarray, DecodeOptions]], out: list[Transcript],
                       tails: list[tuple[int, float]], langs: list[str]) -> None:
@@ -402,7 +414,7 @@ class WhisperBackend:
                 sub, [prompt], beam_size=1, num_hypotheses=3, sampling_topk=0,
                 sampling_temperature=temp, max_length=self._fw.max_length, return_scores=True,
                 return_no_speech_prob=True, suppress_blank=True,
-                suppress_tokens=get_suppressed_tokens(tok, [-1]), max_initial_timestamp_index=50,
+                suppress_tokens=self._suppressed(tok), max_initial_timestamp_index=50,
             )[0]
             tr = replace(self._parse(res, tok, lang, lang_prob, duration), temperature=temp)
             candidates.append(tr)
