@@ -5,12 +5,17 @@ Each variant runs in its own child process (settings apply at start-up, as in `v
 Mandarin clip of shared/audio decoded one after another from one caller (a final: full window,
 beam 5, word timestamps; and a greedy preview of its first 3 s), as a streaming-only server does;
 with two replicas CTranslate2 hands successive calls to either. `--parallel` decodes from two
-callers at once instead (a file task's two windows). Prints peak RSS (VmHWM), RSS after the loop
-and after `malloc_trim`, CPU seconds, and whether the texts equal the first variant's; memory is
-independent of the machine's load, CPU seconds nearly so.
+callers at once instead (a file task's two windows). `--windows` decodes file-task windows instead
+(clips joined with 1 s pauses into ~25 s windows, full window, beam 5, word timestamps; no
+previews), `--batch N` of them per `decode_batch` call: does working memory scale with the batch
+(one replica decoding a batch of 2 vs two replicas decoding one each)? Prints peak RSS (VmHWM),
+RSS after the loop and after `malloc_trim`, CPU seconds, and whether the texts equal the first
+variant's; memory is independent of the machine's load, CPU seconds nearly so.
 
     python benchmarks/bench_replica_memory.py --variant w1:workers=1 --variant w2:workers=2 \
         --variant w2_nofastmm:workers=2,MKL_DISABLE_FAST_MM=1
+    python benchmarks/bench_replica_memory.py --windows --variant w1b2:workers=1,batch=2 \
+        --variant w2b1p:workers=2,batch=1,parallel=1
 """
 
 from __future__ import annotations
@@ -38,7 +43,22 @@ def _status(key: str) -> float:
     return float("nan")
 
 
-def child(workers: int, threads: int, rounds: int, parallel: bool) -> dict:
+def _windows(clips: list[np.ndarray], seconds: float = 25.0) -> list[np.ndarray]:
+    """Clips joined with 1 s pauses into windows of about `seconds` (as VAD packs a file)."""
+    gap = np.zeros(16000, dtype=np.float32)
+    out: list[np.ndarray] = []
+    cur: list[np.ndarray] = []
+    pieces = [c[i:i + 20 * 16000] for c in clips for i in range(0, c.size, 20 * 16000)]
+    for c in pieces:
+        if cur and sum(x.size for x in cur) + c.size > seconds * 16000:
+            out.append(np.concatenate(cur))
+            cur = []
+        cur += [c, gap]
+    return out + ([np.concatenate(cur)] if cur else [])
+
+
+def child(workers: int, threads: int, rounds: int, parallel: bool, windows: bool = False,
+          batch: int = 1) -> dict:
     from tests.support import clip_pcm, manifest
     from voxscope import allocator
     from voxscope.engine.model_store import ModelStore
@@ -58,8 +78,16 @@ def child(workers: int, threads: int, rounds: int, parallel: bool) -> dict:
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     texts: list[str] = []
 
+    if windows:
+        clips = _windows(clips)
+
     def decode(items: list[np.ndarray]) -> list[str]:
         out = []
+        if windows:  # file-task windows, `batch` per call
+            for i in range(0, len(items), batch):
+                out += [t.text for t in backend.decode_batch([(a, final)
+                                                              for a in items[i:i + batch]])]
+            return out
         for a in items:
             out.append(backend.decode_batch([(a, final)])[0].text)
             out.append(backend.decode_batch([(a[: 3 * 16000], preview)])[0].text)
@@ -93,24 +121,33 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--parallel", action="store_true")
+    ap.add_argument("--windows", action="store_true", help="~25 s file windows, no previews")
+    ap.add_argument("--batch", type=int, default=1, help="windows per decode call (--windows)")
     ap.add_argument("--child", nargs=1, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child[0], args.threads, args.rounds, args.parallel)))
+        print(json.dumps(child(args.child[0], args.threads, args.rounds, args.parallel,
+                               args.windows, args.batch)))
         return
     first: list[str] | None = None
     for spec in args.variant or ["w1:workers=1", "w2:workers=2"]:
         name, _, kvs = spec.partition(":")
         env, workers = dict(os.environ), 1
+        batch, parallel = args.batch, args.parallel
         for kv in filter(None, kvs.split(",")):
             k, _, v = kv.partition("=")
             if k == "workers":
                 workers = int(v)
+            elif k == "batch":
+                batch = int(v)
+            elif k == "parallel":
+                parallel = v not in ("0", "")
             else:
                 env[k] = v
         out = subprocess.run([sys.executable, __file__, "--child", str(workers), "--threads",
                               str(args.threads), "--rounds", str(args.rounds),
-                              *(["--parallel"] if args.parallel else [])],
+                              "--batch", str(batch), *(["--windows"] if args.windows else []),
+                              *(["--parallel"] if parallel else [])],
                              capture_output=True, text=True, env=env, cwd=ROOT)
         if out.returncode:
             print(name, "failed:", out.stderr[-2000:], flush=True)
@@ -118,7 +155,8 @@ def main() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         texts = r.pop("texts")
         first = first or texts
-        print(json.dumps({"variant": name, **r, "same_text": texts == first,
+        print(json.dumps({"variant": name, **r, "same_text": texts == first, "batch": batch,
+                          "parallel": parallel,
                           "load_avg_1m": round(os.getloadavg()[0], 1)}), flush=True)
 
 
