@@ -102,7 +102,12 @@ def child(workers: int, threads: int, rounds: int, parallel: bool, windows: bool
                 t.start()
             for t in ts:
                 t.join()
-            texts += halves[0] + halves[1]
+            # back in the clips' order, so same_text compares like with like
+            per = 1 if windows else 2  # texts per item: a window, or a final and a preview
+            order = [i for k in (0, 1) for i in range(k, len(clips), 2)]
+            flat = halves[0] + halves[1]
+            by_item = {i: flat[j * per:(j + 1) * per] for j, i in enumerate(order)}
+            texts += [t for i in range(len(clips)) for t in by_item[i]]
         else:
             texts += decode(clips)
     r1 = resource.getrusage(resource.RUSAGE_SELF)

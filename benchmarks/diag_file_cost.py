@@ -74,6 +74,16 @@ def vox(audio: np.ndarray, threads: int, settings: dict, extra: dict) -> dict:
     _timed(backend, "_encode", acc, "encode", lambda batch: batch.shape[0])
     _timed(backend, "_languages", acc, "language")
     _timed(backend, "_generate", acc, "generate", lambda enc, prompts, *a, **k: len(prompts))
+    tails_seen: list[dict] = []  # per tail: seconds left after the last timestamp, tokens added
+    decode_tails = backend._decode_tails
+
+    def tails_counted(items, out, tails, langs):
+        before = [len(out[b].tokens) for b, _ in tails]
+        decode_tails(items, out, tails, langs)
+        for (b, last), n in zip(tails, before, strict=True):
+            left = items[b][0].size / SR - last
+            tails_seen.append({"left_s": round(left, 2), "added": len(out[b].tokens) - n})
+    backend._decode_tails = tails_counted
     _timed(backend, "_decode_tails", acc, "tails (encode+generate)",
            lambda items, out, tails, langs: len(tails))
     _timed(backend._fw, "find_alignment", acc, "word alignment",
@@ -99,7 +109,8 @@ def vox(audio: np.ndarray, threads: int, settings: dict, extra: dict) -> dict:
     stats = sched.stats
     return {"wall_s": wall, "phases": {k: [round(v[0], 2), v[1]] for k, v in acc.items()},
             "encoder_frames": frames["padded"], "content_frames": content[0],
-            "full_frames": FULL_FRAMES, "batches": stats.batches, "text": text}
+            "full_frames": FULL_FRAMES, "batches": stats.batches, "tails": tails_seen,
+            "text": text}
 
 
 def batched(audio: np.ndarray, threads: int, batch: int) -> dict:
