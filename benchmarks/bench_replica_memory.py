@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def _windows(clips: list[np.ndarray], seconds: float = 25.0) -> list[np.ndarray]
 
 
 def child(workers: int, threads: int, rounds: int, parallel: bool, windows: bool = False,
-          batch: int = 1) -> dict:
+          batch: int = 1, lock: str = "") -> dict:
     from tests.support import clip_pcm, manifest
     from voxscope import allocator
     from voxscope.engine.model_store import ModelStore
@@ -70,12 +71,23 @@ def child(workers: int, threads: int, rounds: int, parallel: bool, windows: bool
              for c in manifest() if c["lang"] in ("en", "zh")]
     backend = WhisperBackend(ModelStore().resolve("whisper-base"), cpu_threads=threads,
                              workers=workers)
+    if lock:  # one phase at a time across the replicas: does its buffers make the peak?
+        guard = threading.Lock()
+        for name in lock.split("+"):
+            owner = backend._fw if name == "find_alignment" else backend
+            fn = getattr(owner, name)
+
+            def locked(*a, _fn=fn, **k):
+                with guard:
+                    return _fn(*a, **k)
+            setattr(owner, name, locked)
     final = DecodeOptions(beam_size=5, full_window=True, word_timestamps=True)
     preview = DecodeOptions(beam_size=1, full_window=False, word_timestamps=False,
                             temperature_fallback=False)
     allocator.trim()
     loaded = _status("VmRSS")
     r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
     texts: list[str] = []
 
     if windows:
@@ -111,11 +123,13 @@ def child(workers: int, threads: int, rounds: int, parallel: bool, windows: bool
         else:
             texts += decode(clips)
     r1 = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.monotonic() - t0
     after = _status("VmRSS")
     allocator.trim()
     return {"loaded_mb": round(loaded), "peak_mb": round(_status("VmHWM")),
             "after_mb": round(after), "trimmed_mb": round(_status("VmRSS")),
             "cpu_s": round((r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime), 1),
+            "wall_s": round(wall, 1),
             "texts": texts}
 
 
@@ -128,17 +142,19 @@ def main() -> None:
     ap.add_argument("--parallel", action="store_true")
     ap.add_argument("--windows", action="store_true", help="~25 s file windows, no previews")
     ap.add_argument("--batch", type=int, default=1, help="windows per decode call (--windows)")
+    ap.add_argument("--lock", default="", help="backend phases run one at a time across replicas "
+                    "(+-joined: _encode, _generate, find_alignment)")
     ap.add_argument("--child", nargs=1, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], args.threads, args.rounds, args.parallel,
-                               args.windows, args.batch)))
+                               args.windows, args.batch, args.lock)))
         return
     first: list[str] | None = None
     for spec in args.variant or ["w1:workers=1", "w2:workers=2"]:
         name, _, kvs = spec.partition(":")
         env, workers = dict(os.environ), 1
-        batch, parallel = args.batch, args.parallel
+        batch, parallel, lock = args.batch, args.parallel, args.lock
         for kv in filter(None, kvs.split(",")):
             k, _, v = kv.partition("=")
             if k == "workers":
@@ -147,11 +163,14 @@ def main() -> None:
                 batch = int(v)
             elif k == "parallel":
                 parallel = v not in ("0", "")
+            elif k == "lock":
+                lock = v
             else:
                 env[k] = v
         out = subprocess.run([sys.executable, __file__, "--child", str(workers), "--threads",
                               str(args.threads), "--rounds", str(args.rounds),
                               "--batch", str(batch), *(["--windows"] if args.windows else []),
+                              *(["--lock", lock] if lock else []),
                               *(["--parallel"] if parallel else [])],
                              capture_output=True, text=True, env=env, cwd=ROOT)
         if out.returncode:
@@ -161,7 +180,7 @@ def main() -> None:
         texts = r.pop("texts")
         first = first or texts
         print(json.dumps({"variant": name, **r, "same_text": texts == first, "batch": batch,
-                          "parallel": parallel,
+                          "parallel": parallel, "lock": lock,
                           "load_avg_1m": round(os.getloadavg()[0], 1)}), flush=True)
 
 
