@@ -4,7 +4,7 @@ Builds `bench_file_throughput.py`'s file, decodes it in-process with `engine.off
 task's options: conditioned repair, no temperature fallback, 2 windows in flight) on ONE replica
 (`model_workers: 1`, so phases never overlap and their wall times add up), and times the
 backend's phases: encoder passes (full windows, tails), language detection, beam-5 generate,
-word alignment, tail decodes, and the offline layer's extra decodes (gap recovery, repair); also
+word alignment, tail decodes, and gap recovery (a repair pass shows as extra decode_batch calls); also
 how much of each encoder pass was padding. Then faster-whisper's BatchedInferencePipeline (batch
 8) on the same file and threads, with its number of encoder passes and their padding. One run,
 wall seconds and shares: on a shared machine compare shares, not seconds.
