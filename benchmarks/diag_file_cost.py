@@ -6,7 +6,7 @@ task's options: conditioned repair, no temperature fallback, 2 windows in flight
 backend's phases: encoder passes (full windows, tails), language detection, beam-5 generate,
 word alignment, tail decodes, and gap recovery (a repair pass shows as extra decode_batch calls); also
 how much of each encoder pass was padding. Then faster-whisper's BatchedInferencePipeline (batch
-8) on the same file and threads, with its number of encoder passes and their padding. One run,
+8) on the same file and threads, its encode and generate calls timed and counted. One run,
 wall seconds and shares: on a shared machine compare shares, not seconds.
 
     python benchmarks/diag_file_cost.py --lang en --minutes 5
