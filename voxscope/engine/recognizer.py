@@ -685,7 +685,7 @@ class StreamingRecognizer:
     async def _recheck(self, s: _Sentence, tr: Transcript) -> Transcript:
         """A short-window final that looks weak, decoded again in the full window; the better
         of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
-        reason = weak_reason(tr, (s.speech_end - s.start) / SR)
+        reason = weak_reason(tr, (s.speech_end - s.start) / SR, s.lead / SR)
         if reason is None and s.final_audio is not None:
             # Its first words are not what the previews showed: a near-tie (final_guard).
             reason = preview_reason([w.text for w in own_words(tr.words, s.lead / SR)],
@@ -711,7 +711,7 @@ class StreamingRecognizer:
         except Exception as exc:  # the short-window result stands
             log.warning("full-window recheck failed: %s", exc)
             return tr
-        return better(tr, full)
+        return better(tr, full, s.lead / SR)
 
     async def _translations(self, s: _Sentence) -> dict[str, Translation]:
         if s.translation_future is None:
