@@ -160,9 +160,9 @@ def better(short: Transcript, full: Transcript | None, lead_s: float = 0.0) -> T
     where the short one did not, or it has no words of the sentence where the short one has some
     that are not a hallucination (`hallucination`). Not the surer of the two: the invented tail
     above comes with a higher avg_logprob (-0.07) than the full window's correct text (-0.32).
-    An empty full window is not proof of silence: with a vocabulary's prompt, or a sentence after
-    `lead_s` of context, it can come back with nothing on clear speech, and keeping it lost the
-    sentence's only final (tests/hotwords row 14 with `final_window: short`, session 8)."""
+    An empty full window is not proof of silence (a vocabulary-prompted decode the guards drop, a
+    sentence after `lead_s` of context): keeping it would lose the sentence's only final, and
+    nothing may be lost (tests/engine/test_lost_finals.py)."""
     if full is None:
         return short
     if _degenerate(full) and not _degenerate(short):
