@@ -100,9 +100,9 @@ class Settings(BaseSettings):
     admit_max_final_wait_s: float = 3.0  # the p95 target of finals
     admit_stream_cost: float = 0.08  # assumed share per stream until measured
     admit_sentence_rate: float = 0.2  # sentences/s a stream is priced at until measured
-    # While realtime finals take this share of model time, a speculative final only after 600 ms
-    # of pause, and none ahead of the pause limit from SPECULATE_OFF_FINAL_SHARE (0.8) up
-    # (engine/load.py; >= 1: always speculate, as before); above it previews also go one per batch.
+    # No speculative final ahead of the pause limit while realtime finals take this share of model
+    # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before); above it
+    # previews also go one per batch.
     speculate_max_final_share: float = 0.5
     load_window_s: float = 15.0  # the sliding window load is measured over
     # File windows while realtime work is about (engine/scheduler.py): one window per batch while

@@ -2,10 +2,9 @@
 the model or the wall clock: scripted VAD probabilities, a scheduler stand-in and a load meter on a
 fake clock.
 
-- While realtime finals take at least `SPECULATE_OFF_FINAL_SHARE` of model time (0.5-0.8: later in
-  the pause, test_late_speculation), no final is asked for ahead of the pause limit: a breath
-  inside a sentence costs no decode, and the sentence still gets exactly one final (at the limit).
-  Below `speculate_max_final_share`, speculation is as before.
+- While realtime finals take at least `speculate_max_final_share` of model time, no final is asked
+  for ahead of the pause limit: a breath inside a sentence costs no decode, and the sentence still
+  gets exactly one final (at the limit). Below it, speculation is as before.
 - Admission prices a sentence at the final-priority work measured per sentence closed (stale
   speculative finals, rechecks included), not at one final; and a machine slower than at start-up
   calibration raises the price as soon as its finals are measured.
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.engine.test_recognizer_driver import FakeScheduler, Session, settle, silence, speech
-from voxscope.engine.load import MIN_SENTENCES, SPECULATE_OFF_FINAL_SHARE, LoadMeter
+from voxscope.engine.load import MIN_SENTENCES, SPECULATE_MAX_FINAL_SHARE, LoadMeter
 from voxscope.engine.streaming.segmenter import (
     Closed,
     EndpointConfig,
@@ -94,13 +93,11 @@ def _session(final_share: float, **config) -> tuple[Session, LoadMeter]:
     return s, meter
 
 
-@pytest.mark.parametrize("final_share", [0.1, SPECULATE_OFF_FINAL_SHARE + 0.1])
+@pytest.mark.parametrize("final_share", [0.1, SPECULATE_MAX_FINAL_SHARE + 0.1])
 def test_recognizer_asks_no_stale_final_when_finals_are_busy(final_share):
-    # (Between SPECULATE_MAX_FINAL_SHARE and SPECULATE_OFF_FINAL_SHARE speculation comes later in
-    # the pause: tests/engine/test_late_speculation.py.)
     async def main() -> None:
         s, meter = _session(final_share)
-        loaded = final_share >= SPECULATE_OFF_FINAL_SHARE
+        loaded = final_share >= SPECULATE_MAX_FINAL_SHARE
         await s.feed(np.concatenate([silence(0.512), speech(1.504), silence(0.64)]))
         # Mid-breath: unloaded, a speculative final is already asked for; loaded, nothing.
         assert len(s.sched.pending(final=True)) == (0 if loaded else 1)
