@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import trace_finals  # noqa: E402
 from benchmarks.bench_streaming import build_stream, pct, region_delays, sdk_stream  # noqa: E402
-from benchmarks.settings_args import parse_settings  # noqa: E402
+from benchmarks.settings_args import parse_settings, split_env  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
 from voxscope.config import Settings  # noqa: E402
 
@@ -56,9 +56,10 @@ def client(url_ws: str, pcm: bytes, regions, out: dict) -> None:
 def offer(n: int, repeat: int, stagger: float, overrides: dict, traced: bool = False) -> dict:
     # Admission as shipped unless overridden (test servers default to it off).
     admit = Settings.model_fields["admit_max_load"].default
+    env, overrides = split_env(overrides)  # VOXSCOPE_*: the server's environment
     server = ServerProcess(config={"server": {"max_sessions": n + 2, "admit_max_load": admit,
                                               **overrides}},
-                           env={"VOXSCOPE_TRACE": "1"} if traced else {}).start()
+                           env={**env, "VOXSCOPE_TRACE": "1"} if traced else env).start()
     load0 = os.getloadavg()[0]  # the machine is shared: every number goes with its load
     try:
         outs: list[dict] = [{} for _ in range(n)]

@@ -49,7 +49,10 @@ def test_better_is_the_full_window_unless_it_degenerated():
     full = replace(SOUND, text="Hello there, friend.", avg_logprob=-1.2)
     assert better(weak, full) is full  # Whisper's own window, even less sure
     silent = replace(SOUND, text="")
-    assert better(weak, silent) is silent  # unsure words where Whisper's own window hears none
+    # Unsure words where Whisper's own window hears none: dropped only below Whisper's own
+    # "not speech" logprob, else kept (nothing lost; tests/engine/test_lost_finals.py).
+    assert better(replace(weak, avg_logprob=-1.1), silent) is silent
+    assert better(weak, silent) is weak
     assert better(silent, SOUND) is SOUND
     assert better(weak, replace(SOUND, compression_ratio=2.6)) is weak  # it looped
     assert better(weak, replace(SOUND, temperature=0.4)) is weak

@@ -265,7 +265,7 @@ def test_abandon_drops_the_open_sentence_but_delivers_closed_ones():
 
 
 def test_final_window_follows_the_setting():
-    # Settings.final_window ("full" by default) reaches the final's decode through
+    # Settings.final_window ("short" by default since session 9) reaches the final's decode through
     # Settings.stream_options; previews are short windows either way.
     from voxscope.config import load_settings
 

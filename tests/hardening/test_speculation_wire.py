@@ -17,6 +17,7 @@ from dashscope.audio.asr import Recognition
 
 from tests.hardening.test_admission import Collector
 from tests.operations.test_metrics import scrape, value
+from tests.protocols.inference_helpers import _input_waits_for_start
 from tests.support import (
     ServerProcess,
     clip,
@@ -36,8 +37,10 @@ WAIT_S = 240  # generous: the machine is shared
 @pytest.fixture(scope="module")
 def server():
     # A long load window: every sentence of the stream stays in the per-sentence measure.
+    # (VOXSCOPE_SPECULATE_OFF_FINAL_SHARE=0: none before the limit, not a late one after 600 ms.)
     srv = ServerProcess(config={"server": {"speculate_max_final_share": 0,
-                                           "load_window_s": 300.0}}).start()
+                                           "load_window_s": 300.0}},
+                        env={"VOXSCOPE_SPECULATE_OFF_FINAL_SHARE": "0"}).start()
     with sdk_at(srv):
         yield srv
     srv.stop()
@@ -52,6 +55,7 @@ def test_a_breath_costs_no_stale_final_when_finals_keep_the_model_busy(server):
     cb = Collector()
     rec = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
                       callback=cb)
+    _input_waits_for_start(rec)  # the SDK's start race (tests/hardening/test_sdk_start_race.py)
     rec.start()
     t0 = time.monotonic()
     for i, pos in enumerate(range(0, len(pcm), FRAME)):

@@ -89,6 +89,22 @@ class Recorder(CallbackLog, RecognitionCallback):
         return "; ".join(out)
 
 
+def _input_waits_for_start(r: Recognition, timeout_s: float = 10.0) -> None:
+    """Make the SDK's audio loop (`_input_stream_cycle`, run by its worker thread) start only once
+    `start()` has set `_running` (or `stop()` was called since: a burst may start and stop before
+    the worker looks), instead of ending at once when the worker got there first."""
+    cycle = type(r)._input_stream_cycle
+
+    def waiting_cycle():
+        deadline = time.monotonic() + timeout_s
+        while (not r._running and r._stop_stream_timestamp < 0
+               and time.monotonic() < deadline):
+            time.sleep(0.005)
+        yield from cycle(r)
+
+    r._input_stream_cycle = waiting_cycle  # type: ignore[method-assign]
+
+
 def start_recognition(r: Recognition, cb: Recorder) -> None:
     """`r.start()`, once more if the SDK lost its own start race.
 
@@ -96,9 +112,16 @@ def start_recognition(r: Recognition, cb: Recorder) -> None:
     gets to its input loop first sees `_running == False`, sends finish-task at once and ends, and
     `start()` raises `InvalidTask` although the server did nothing wrong. Seen once on a loaded
     2-core machine. A start refused by the server (on_error) is never retried.
+
+    When the worker has not ended by `start()`'s `is_alive()` check, `start()` returns normally and
+    the task is already over: the frames sent next go nowhere and the run completes with no result
+    at all ("open; complete; close", stop() returning in 2 ms: the lost row-14 final with short
+    finals, session 8). So the worker's input loop first waits for `_running` (tests/hardening/
+    test_sdk_start_race.py).
     """
     from dashscope.common.error import InvalidTask
 
+    _input_waits_for_start(r)
     try:
         r.start()
     except InvalidTask:

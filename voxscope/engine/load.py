@@ -18,6 +18,7 @@ Pure bookkeeping with an injectable clock, so the admission rule can be unit-tes
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -125,6 +126,14 @@ MIN_SENTENCES = 4
 # lower: 4 streams run at 0.2-0.3 with bursts to 0.7, and there speculation's head start is worth
 # more than its misses (4 streams, 0.4: final p50 +1 s in one run; benchmarks/RESULTS.md, session 7).
 SPECULATE_MAX_FINAL_SHARE = 0.5
+# Up to this share (when above SPECULATE_MAX_FINAL_SHARE) the speculative final would still be
+# asked for, only later in the pause (segmenter.BUSY_SPECULATIVE_SILENCE_MS). Tried in session 9
+# at 0.8 for the 4-stream target and **off by default** (= SPECULATE_MAX_FINAL_SHARE, session 8's
+# rule): at 4 streams it gained nothing measurable, at 8 offered streams the extra speculative
+# decodes kept the model behind (final share p50 0.49 -> 0.78, finals p50 3.1 -> 7.1 s, same run;
+# benchmarks/RESULTS.md, "4-stream finals and the short default (session 9)").
+# VOXSCOPE_SPECULATE_OFF_FINAL_SHARE=0.8: the band, for measurements.
+SPECULATE_OFF_FINAL_SHARE = float(os.environ.get("VOXSCOPE_SPECULATE_OFF_FINAL_SHARE", "0.5"))
 
 # Model time of a realtime final decoded in a short window (audio + 1 s) over that of the start-up
 # decode below (2 s of silence in a 30 s window). Measured on the real clips, same process, beam 5,

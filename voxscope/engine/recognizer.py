@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from voxscope.engine.hotwords import Hotword
-from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE
+from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE, SPECULATE_OFF_FINAL_SHARE
 from voxscope.engine.scheduler import InferenceScheduler
 from voxscope.engine.streaming import trace
 from voxscope.engine.streaming.agreement import PreviewAgreement
@@ -229,7 +229,7 @@ class StreamingRecognizer:
         self._boundary = boundary
         self._seg = Segmenter(config, sample_rate=SR, frame_samples=FRAME_SAMPLES,
                               final_latency_s=lambda: self._sched.stats.final_latency_ema_s,
-                              finals_busy=self._finals_busy)
+                              finals_busy=self._finals_busy, finals_loaded=self._finals_loaded)
         # Above this measured share of model time on finals, no speculative final ahead of the
         # pause limit (>= 1: always, as before; the hub sets it from `speculate_max_final_share`).
         self.speculate_max_final_share = SPECULATE_MAX_FINAL_SHARE
@@ -616,7 +616,8 @@ class StreamingRecognizer:
                               beam_size=cfg.final_beam, full_window=True, word_timestamps=True),
                 Priority.FINAL)
         trace.event(id(self), "close", seg=s.index, end_s=end / SR,
-                    speculative_hit=fut is s.spec_future, speech_end_t=round(s.speech_end_at, 4))
+                    speculative_hit=fut is s.spec_future, speech_end_t=round(s.speech_end_at, 4),
+                    final_share=round(meter.share(Priority.FINAL), 3) if meter else None)
         previous = self._chain
         self._chain = self._spawn(self._finalize(s, fut, previous))
 
@@ -685,7 +686,7 @@ class StreamingRecognizer:
     async def _recheck(self, s: _Sentence, tr: Transcript) -> Transcript:
         """A short-window final that looks weak, decoded again in the full window; the better
         of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
-        reason = weak_reason(tr, (s.speech_end - s.start) / SR)
+        reason = weak_reason(tr, (s.speech_end - s.start) / SR, s.lead / SR)
         if reason is None and s.final_audio is not None:
             # Its first words are not what the previews showed: a near-tie (final_guard).
             reason = preview_reason([w.text for w in own_words(tr.words, s.lead / SR)],
@@ -711,7 +712,7 @@ class StreamingRecognizer:
         except Exception as exc:  # the short-window result stands
             log.warning("full-window recheck failed: %s", exc)
             return tr
-        return better(tr, full)
+        return better(tr, full, s.lead / SR)
 
     async def _translations(self, s: _Sentence) -> dict[str, Translation]:
         if s.translation_future is None:
@@ -745,7 +746,14 @@ class StreamingRecognizer:
                               punctuation=cfg.punctuation, hotwords=cfg.hotwords)
 
     def _finals_busy(self) -> bool:
+        """No speculative final ahead of the pause limit: the model is full with finals."""
         meter = getattr(self._sched, "load", None)  # scheduler stand-ins in tests may have none
+        return meter is not None and meter.finals_busy(
+            max(self.speculate_max_final_share, SPECULATE_OFF_FINAL_SHARE))
+
+    def _finals_loaded(self) -> bool:
+        """A speculative final only later in the pause (segmenter.BUSY_SPECULATIVE_SILENCE_MS)."""
+        meter = getattr(self._sched, "load", None)
         return meter is not None and meter.finals_busy(self.speculate_max_final_share)
 
     def _count_speculation(self, hit: bool) -> None:

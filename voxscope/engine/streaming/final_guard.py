@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from voxscope.engine.streaming.results import own_words
 from voxscope.engine.text import letters
 from voxscope.engine.types import SAMPLE_RATE, DecodeOptions, Transcript
 
@@ -53,9 +54,10 @@ TAIL_WORD_PROB = 0.3
 UNHEARD_SPEECH_S = 1.0
 
 
-def weak_reason(tr: Transcript, speech_s: float) -> str | None:
-    """Why a short-window final should be decoded again in the full window (None: keep it)."""
-    if tr.empty:
+def weak_reason(tr: Transcript, speech_s: float, lead_s: float = 0.0) -> str | None:
+    """Why a short-window final should be decoded again in the full window (None: keep it).
+    `lead_s`: context audio before the sentence in its window; words there are not its own."""
+    if _no_words(tr, lead_s):
         return "empty" if speech_s >= MIN_SPEECH_S else None
     if tr.temperature > 0:
         return "fallback"  # beam search degenerated and sampling was needed
@@ -126,13 +128,46 @@ def _degenerate(tr: Transcript) -> bool:
     return tr.temperature > 0 or tr.compression_ratio > COMPRESSION_CEIL
 
 
-def better(short: Transcript, full: Transcript | None) -> Transcript:
+# Whisper's own "this is not speech" line (faster-whisper's log_prob_threshold): a short-window
+# final below it that the full window hears as nothing is dropped ("Bzzzz.", -1.1).
+HALLUCINATION_LOGPROB = -1.0
+# What Whisper writes for noise or silence, from its subtitle training data (letters only, as
+# `letters` compares): kept only when the full window agrees there are words.
+KNOWN_HALLUCINATIONS = frozenset({
+    "you", "thankyou", "thanks", "thankyouforwatching", "thanksforwatching", "bye",
+    "pleasesubscribe", "subscribe", "谢谢", "谢谢观看", "谢谢大家", "字幕由amaraorg社区提供",
+    "请不吝点赞订阅转发打赏支持明镜与点点栏目", "明镜与点点栏目",
+})
+
+
+def hallucination(tr: Transcript) -> bool:
+    """Whether a transcript looks like what Whisper invents for non-speech."""
+    return (tr.avg_logprob < HALLUCINATION_LOGPROB or _degenerate(tr)
+            or letters(tr.text) in KNOWN_HALLUCINATIONS)
+
+
+def _no_words(tr: Transcript, lead_s: float) -> bool:
+    """No words of the sentence itself (those of the `lead_s` context audio are the one before):
+    a final with only those is delivered as nothing, like an empty one."""
+    if tr.empty:
+        return True
+    return bool(lead_s and tr.words) and not own_words(tr.words, lead_s)
+
+
+def better(short: Transcript, full: Transcript | None, lead_s: float = 0.0) -> Transcript:
     """The one to keep once a short-window final looked weak: the full window's, which is how
-    Whisper (and plain faster-whisper) decodes, words or none, unless it degenerated (a fallback,
-    a repetition) where the short one did not. Not the surer of the two: the invented tail above
-    comes with a higher avg_logprob (-0.07) than the full window's correct text (-0.32)."""
+    Whisper (and plain faster-whisper) decodes, unless it degenerated (a fallback, a repetition)
+    where the short one did not, or it has no words of the sentence where the short one has some
+    that are not a hallucination (`hallucination`). Not the surer of the two: the invented tail
+    above comes with a higher avg_logprob (-0.07) than the full window's correct text (-0.32).
+    An empty full window is not proof of silence (a vocabulary-prompted decode the guards drop, a
+    sentence after `lead_s` of context): keeping it would lose the sentence's only final, and
+    nothing may be lost (tests/engine/test_lost_finals.py)."""
     if full is None:
         return short
     if _degenerate(full) and not _degenerate(short):
+        return short
+    if (_no_words(full, lead_s) and not _no_words(short, lead_s)
+            and not hallucination(short)):
         return short
     return full

@@ -19,12 +19,19 @@ nothing here decodes, waits or knows the wall clock. The rules:
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 CUT_SEARCH_S = 8.0  # a forced cut (window full) ends the sentence at the best pause this far back
+# While finals keep the model loaded but not full (`finals_loaded`), the speculative final waits
+# for this much pause, not `speculative_silence_ms`: most shorter pauses are breaths, each a wasted
+# decode, and this still leaves a short-window final (~0.5-0.9 s at 4 streams) time to be ready
+# when the pause reaches `max_sentence_silence` (1.3 s). VOXSCOPE_BUSY_SPECULATIVE_SILENCE_MS:
+# for measurements.
+BUSY_SPECULATIVE_SILENCE_MS = int(os.environ.get("VOXSCOPE_BUSY_SPECULATIVE_SILENCE_MS", "600"))
 
 
 class EndpointSettings(Protocol):
@@ -105,12 +112,14 @@ class Segmenter:
     def __init__(self, config: EndpointSettings, *, sample_rate: int = 16000,
                  frame_samples: int = 512,
                  final_latency_s: Callable[[], float] = lambda: 0.0,
-                 finals_busy: Callable[[], bool] = lambda: False) -> None:
+                 finals_busy: Callable[[], bool] = lambda: False,
+                 finals_loaded: Callable[[], bool] = lambda: False) -> None:
         self.config = config
         self.sr = sample_rate
         self.frame = frame_samples
         self._final_latency_s = final_latency_s  # how long final decodes take right now
-        self._finals_busy = finals_busy  # the model is loaded with finals: no speculation ahead
+        self._finals_busy = finals_busy  # the model is full with finals: no speculation ahead
+        self._finals_loaded = finals_loaded  # loaded with finals: speculation later in the pause
         self.open: Segment | None = None
         self.segments = 0
         self.last_closed_end = 0
@@ -221,7 +230,8 @@ class Segmenter:
         inside a sentence wastes a full decode, which costs other streams latency. When the model
         is already busy with finals (`finals_busy`), none ahead of the limit: a slow final's
         latency would pull speculation to the floor, where most pauses are breaths, and the
-        wasted decodes are what overloads it further (issue 12, Overload).
+        wasted decodes are what overloads it further (issue 12, Overload). Loaded but not full
+        (`finals_loaded`): not before BUSY_SPECULATIVE_SILENCE_MS.
         """
         cfg = self.config
         floor = self.ms(cfg.speculative_silence_ms)
@@ -230,6 +240,8 @@ class Segmenter:
         limit = self.silence_limit(s, fe)
         if self._finals_busy():
             return limit
+        if self._finals_loaded():
+            floor = max(floor, self.ms(BUSY_SPECULATIVE_SILENCE_MS))
         lead = self.ms(1300 * self._final_latency_s() + 100)
         return min(max(limit - lead, floor), limit)
 
