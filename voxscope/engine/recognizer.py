@@ -44,6 +44,7 @@ from voxscope.engine.streaming.final_guard import (
     short_final_in_full,
     weak_reason,
 )
+from voxscope.engine.streaming.pace import Pace
 from voxscope.engine.streaming.results import ResultWord as ResultWord
 from voxscope.engine.streaming.results import (
     SentenceResult,
@@ -103,6 +104,9 @@ SHORT_DETECTION_SURE_P = 0.9
 # Outcomes of a decoded preview (`_preview_outcome`) that are never shown; the others are decided
 # after waiting for the previous final.
 _NOT_SHOWN = frozenset({"superseded", "empty", "stream_closed", "no_speech", "unsure_language"})
+# A stream whose audio is more than this ahead of the wall clock was sent faster than real time (a
+# burst): a real-time client is a chunk or two (0.1-0.4 s) ahead at most.
+BURST_AHEAD_S = 1.0
 
 
 @dataclass
@@ -233,6 +237,10 @@ class StreamingRecognizer:
         # Above this measured share of model time on finals, no speculative final ahead of the
         # pause limit (>= 1: always, as before; the hub sets it from `speculate_max_final_share`).
         self.speculate_max_final_share = SPECULATE_MAX_FINAL_SHARE
+        # Previews degrade first for a stream that is behind (see _close; the hub sets it from
+        # `drop_previews_when_behind`).
+        self.drop_previews_when_behind = True
+        self._pace = Pace(SR)
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
         self._open: _Sentence | None = None
@@ -260,6 +268,7 @@ class StreamingRecognizer:
         if self._closed or self.done or self._input_closed or pcm.size == 0:
             return
         self._buf.append(pcm)
+        self._pace.fed(pcm.size)
         self._seg.audio_start, self._seg.audio_end = self._buf.start, self._buf.end
         probs = self._vad.process(pcm)
         for p in probs:
@@ -368,7 +377,11 @@ class StreamingRecognizer:
         return s.final_audio
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
-                key: object | None = None, first: bool = False) -> asyncio.Future:
+                key: object | None = None, first: bool = False,
+                any_lane: bool = False) -> asyncio.Future:
+        if any_lane:  # only then: scheduler stand-ins in tests take the plain call
+            return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key, first,
+                                                          any_lane=True))
         return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key, first))
 
     def _speculate(self, s: _Sentence, end: int) -> None:
@@ -586,10 +599,11 @@ class StreamingRecognizer:
         self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
         self._partial_keys.discard(self._translation_key(s))
         key = (id(self), s.start)
-        # Promoted also while finals keep the model busy: dropping it there (session 8, o3) cost
-        # a burst-sent stream its only preview before each final, which the wire contract and
-        # tests/protocols/test_inference_sdk.py row 6/7 expect (a burst keeps the share high).
-        if s.emitted_partial_seq or s.partial_future is None:
+        # Promoted also while finals keep the model busy, for a burst-sent stream: dropping it
+        # there (session 8, o3) cost such a stream its only preview before each final, which the
+        # wire contract and tests/protocols/test_inference_sdk.py row 6/7 expect (a burst keeps
+        # the share high). A stream at real-time pace that is behind drops it (_behind).
+        if s.emitted_partial_seq or s.partial_future is None or self._behind():
             self._sched.drop_partials(key)
             self._partial_keys.discard(key)
         else:
@@ -702,8 +716,11 @@ class StreamingRecognizer:
             self.on_timing("final_recheck", 0.0)  # counted on /metrics
         log.debug("short-window final rechecked in the full window (%s)", reason)
         try:
+            # Any lane: the idle second replica takes it at once instead of it queueing behind
+            # the main lane's finals (the overload tail, RESULTS "Overload, session 9").
             recheck = self._submit(
-                s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL)
+                s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL,
+                any_lane=True)
             trace.event(id(self), "recheck", seg=s.index, reason=reason)
             full: Transcript | None = await recheck
         except asyncio.CancelledError:
@@ -743,6 +760,14 @@ class StreamingRecognizer:
         cfg = self.config
         return sentence_words(words, offset_s, language, remove_fillers=cfg.remove_disfluencies,
                               punctuation=cfg.punctuation, hotwords=cfg.hotwords)
+
+    def _behind(self) -> bool:
+        """Previews degrade first: the stream's audio arrives at real-time pace or slower (not
+        a burst) and finals keep the model busy, so its closing sentence's never-shown preview
+        is dropped, not promoted to one more final-priority decode queued ahead of other
+        streams' finals (8 streams: 47 of 48 sentences; RESULTS "Overload, session 8")."""
+        return (self.drop_previews_when_behind and self._pace.ahead_s() <= BURST_AHEAD_S
+                and self._finals_busy())
 
     def _finals_busy(self) -> bool:
         meter = getattr(self._sched, "load", None)  # scheduler stand-ins in tests may have none
