@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     # closing sentence's never-shown preview instead of promoting it to final priority
     # (engine/recognizer.py `_behind`): previews degrade first. False: always promoted.
     drop_previews_when_behind: bool = True
+    # final_window short: a sentence under 4 s that no shown preview saw whole, sure to be
+    # rechecked in the full window, is decoded there at once (engine/recognizer.py
+    # `_recheck_certain`) instead of short + recheck. False: short, then the recheck.
+    full_final_when_unpreviewed: bool = True
     load_window_s: float = 15.0  # the sliding window load is measured over
     # File windows while realtime work is about (engine/scheduler.py): one window per batch while
     # a realtime submit was seen within realtime_hold_s; a window waits for a pause in realtime

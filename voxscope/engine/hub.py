@@ -103,6 +103,7 @@ class Engine:
         rec.on_timing = lambda kind, s, m=profile.name: self.observer.timing(m, kind, s)
         rec.speculate_max_final_share = self.settings.speculate_max_final_share
         rec.drop_previews_when_behind = self.settings.drop_previews_when_behind
+        rec.full_final_when_unpreviewed = self.settings.full_final_when_unpreviewed
         return rec
 
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions,

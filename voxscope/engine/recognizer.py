@@ -203,6 +203,8 @@ class _Sentence:
     speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
     lead: int = 0  # samples of context audio before `start` in the final decode's window
     final_audio: np.ndarray | None = None  # what the final decoded (a recheck decodes it again)
+    full_final: bool = False  # its final was decoded in the full window at once (no recheck)
+    spec_full: bool = False  # ... and so was `spec_future`
 
     @property
     def speech_end(self) -> int:
@@ -240,6 +242,9 @@ class StreamingRecognizer:
         # Previews degrade first for a stream that is behind (see _close; the hub sets it from
         # `drop_previews_when_behind`).
         self.drop_previews_when_behind = True
+        # A short-window final certain to be rechecked is decoded in the full window at once (see
+        # _recheck_certain; the hub sets it from `full_final_when_unpreviewed`).
+        self.full_final_when_unpreviewed = True
         self._pace = Pace(SR)
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
@@ -388,8 +393,11 @@ class StreamingRecognizer:
         if s.spec_future is not None and not s.spec_future.done():
             s.spec_future.cancel()  # stale: more speech arrived since
         s.spec_end = end
-        s.spec_future = self._submit(self._final_audio(s, end), self._final_options(s),
-                                     Priority.FINAL)
+        audio, opts = self._final_audio(s, end), self._final_options(s)
+        s.spec_full = not self._promotes_preview(s) and self._recheck_certain(s)
+        if s.spec_full:
+            opts = replace(opts, full_window=True)
+        s.spec_future = self._submit(audio, opts, Priority.FINAL, any_lane=s.spec_full)
         trace.event(id(self), "speculate", seg=s.index, end_s=end / SR)
         if self._boundary is not None:
             self._boundary("pause", s.index, int(s.speech_end * 1000 / SR))
@@ -603,7 +611,8 @@ class StreamingRecognizer:
         # there (session 8, o3) cost such a stream its only preview before each final, which the
         # wire contract and tests/protocols/test_inference_sdk.py row 6/7 expect (a burst keeps
         # the share high). A stream at real-time pace that is behind drops it (_behind).
-        if s.emitted_partial_seq or s.partial_future is None or self._behind():
+        promoted = self._promotes_preview(s)
+        if not promoted:
             self._sched.drop_partials(key)
             self._partial_keys.discard(key)
         else:
@@ -613,13 +622,18 @@ class StreamingRecognizer:
             trace.event(id(self), "promote", seg=s.index)
         if s.spec_future is not None and s.spec_end == end:
             fut = s.spec_future
+            s.full_final = s.spec_full
             self._count_speculation(hit=True)
         else:
             if s.spec_future is not None:
                 s.spec_future.cancel()
                 self._count_speculation(hit=False)
-            fut = self._submit(self._final_audio(s, end), self._final_options(s),
-                               Priority.FINAL)
+            audio, opts = self._final_audio(s, end), self._final_options(s)
+            # A promoted preview may still change what the previews saw: decide after it.
+            s.full_final = not promoted and self._recheck_certain(s)
+            if s.full_final:
+                opts = replace(opts, full_window=True)
+            fut = self._submit(audio, opts, Priority.FINAL, any_lane=s.full_final)
         if self.config.translate_to:
             # Translation decodes the same audio with Whisper's translate task, in parallel.
             cfg = self.config
@@ -656,7 +670,7 @@ class StreamingRecognizer:
             return
         if self._closed:
             return
-        if tr is not None and not self.config.final_full_window:
+        if tr is not None and not self.config.final_full_window and not s.full_final:
             tr = await self._recheck(s, tr)
             if self._closed:
                 return
@@ -695,6 +709,24 @@ class StreamingRecognizer:
                 self._open = None
                 self._seg.stop()
             await self._emit(result)
+
+    def _promotes_preview(self, s: _Sentence) -> bool:
+        """Whether the sentence's close promotes its queued, never-shown preview (see _close)."""
+        return not (s.emitted_partial_seq or s.partial_future is None or self._behind())
+
+    def _recheck_certain(self, s: _Sentence) -> bool:
+        """Whether a short-window final is sure to be rechecked whatever it says: a sentence too
+        short to go unchecked that no shown preview saw whole (final_guard "unpreviewed": a burst,
+        or previews dropped behind). Then the short decode is skipped and the full window decoded
+        at once: one decode instead of a short one and a recheck queued after it (the overload
+        tail: RESULTS "Overload, session 9")."""
+        if (not self.full_final_when_unpreviewed or self.config.final_full_window
+                or s.final_audio is None):
+            return False
+        shown = s.last_result.current_ms / 1000 if s.last_result else 0.0
+        return preview_reason([], s.committed or s.agreement.previous, cjk=False,
+                              audio_s=len(s.final_audio) / SR,
+                              unseen_s=s.speech_end / SR - shown) == "unpreviewed"
 
     async def _recheck(self, s: _Sentence, tr: Transcript) -> Transcript:
         """A short-window final that looks weak, decoded again in the full window; the better
