@@ -394,7 +394,10 @@ class StreamingRecognizer:
             s.spec_future.cancel()  # stale: more speech arrived since
         s.spec_end = end
         audio, opts = self._final_audio(s, end), self._final_options(s)
-        s.spec_full = not self._promotes_preview(s) and self._recheck_certain(s)
+        # Early (a pause just began) a preview may still be shown before the close, so only when
+        # none was; under load speculation waits for the pause limit and the close follows at once.
+        s.spec_full = (not self._promotes_preview(s) and self._recheck_certain(s)
+                       and (not s.emitted_partial_seq or self._finals_busy()))
         if s.spec_full:
             opts = replace(opts, full_window=True)
         s.spec_future = self._submit(audio, opts, Priority.FINAL, any_lane=s.spec_full)
