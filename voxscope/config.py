@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before); above it
     # previews also go one per batch.
     speculate_max_final_share: float = 0.5
+    # Above that share, a stream at real-time pace or slower (not sent in a burst) drops a
+    # closing sentence's never-shown preview instead of promoting it to final priority
+    # (engine/recognizer.py `_behind`): previews degrade first. False: always promoted.
+    drop_previews_when_behind: bool = True
+    # final_window short: a sentence under 4 s that no shown preview saw whole, sure to be
+    # rechecked in the full window, is decoded there at once (engine/recognizer.py
+    # `_recheck_certain`) instead of short + recheck. False: short, then the recheck.
+    full_final_when_unpreviewed: bool = True
     load_window_s: float = 15.0  # the sliding window load is measured over
     # File windows while realtime work is about (engine/scheduler.py): one window per batch while
     # a realtime submit was seen within realtime_hold_s; a window waits for a pause in realtime
@@ -131,6 +139,10 @@ class Settings(BaseSettings):
     # about (engine/scheduler.py): same text and CPU, less wall time when cores are idle; 1: one
     # decode at a time, as before (benchmarks/RESULTS.md, "Files on replicas that share weights").
     model_workers: int = 2
+    # With model_workers >= 2, realtime finals the second replica takes when idle
+    # (engine/scheduler.py): "rechecks" (a short-window final's full-window redo, which else
+    # queues behind the main lane's finals), "finals" (any realtime final), "none".
+    second_replica_realtime: Literal["rechecks", "finals", "none"] = "rechecks"
     # True (with model_workers >= 2): the file lane is the second replica of the main model
     # (normal priority, one file window at a time) instead of a separate replica at
     # `file_lane_nice` (file_lane_threads is then unused).

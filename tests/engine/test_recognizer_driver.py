@@ -63,7 +63,8 @@ class FakeScheduler:
         self.stats = SimpleNamespace(final_latency_ema_s=1.0, partial_latency_ema_s=0.3)
         self.requests: list[Request] = []
 
-    def submit(self, audio, options, priority=Priority.FINAL, key=None, first=False) -> cf.Future:
+    def submit(self, audio, options, priority=Priority.FINAL, key=None, first=False,
+               any_lane=False) -> cf.Future:
         if priority == Priority.PARTIAL:
             self.drop_partials(key)  # coalesced: the newer preview replaces a queued one
         self.requests.append(Request(audio, options, priority, key, cf.Future()))

@@ -62,6 +62,7 @@ class Engine:
                 # Read self.observer at call time: it may be replaced after the model loads.
                 sched.on_decoded = lambda a, d, w, m=model: self.observer.decoded(m, a, d, w)
                 sched.busy_final_share = self.settings.speculate_max_final_share
+                sched.second_realtime = self.settings.second_replica_realtime
                 self._schedulers[model] = sched
             return sched
 
@@ -101,6 +102,8 @@ class Engine:
         rec = StreamingRecognizer(self.scheduler(profile.model), self.vad, config, emit, boundary)
         rec.on_timing = lambda kind, s, m=profile.name: self.observer.timing(m, kind, s)
         rec.speculate_max_final_share = self.settings.speculate_max_final_share
+        rec.drop_previews_when_behind = self.settings.drop_previews_when_behind
+        rec.full_final_when_unpreviewed = self.settings.full_final_when_unpreviewed
         return rec
 
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions,

@@ -44,6 +44,7 @@ from voxscope.engine.streaming.final_guard import (
     short_final_in_full,
     weak_reason,
 )
+from voxscope.engine.streaming.pace import Pace
 from voxscope.engine.streaming.results import ResultWord as ResultWord
 from voxscope.engine.streaming.results import (
     SentenceResult,
@@ -103,6 +104,9 @@ SHORT_DETECTION_SURE_P = 0.9
 # Outcomes of a decoded preview (`_preview_outcome`) that are never shown; the others are decided
 # after waiting for the previous final.
 _NOT_SHOWN = frozenset({"superseded", "empty", "stream_closed", "no_speech", "unsure_language"})
+# A stream whose audio is more than this ahead of the wall clock was sent faster than real time (a
+# burst): a real-time client is a chunk or two (0.1-0.4 s) ahead at most.
+BURST_AHEAD_S = 1.0
 
 
 @dataclass
@@ -199,6 +203,8 @@ class _Sentence:
     speech_end_at: float = field(default_factory=time.monotonic)  # wall clock: last speech fed
     lead: int = 0  # samples of context audio before `start` in the final decode's window
     final_audio: np.ndarray | None = None  # what the final decoded (a recheck decodes it again)
+    full_final: bool = False  # its final was decoded in the full window at once (no recheck)
+    spec_full: bool = False  # ... and so was `spec_future`
 
     @property
     def speech_end(self) -> int:
@@ -233,6 +239,13 @@ class StreamingRecognizer:
         # Above this measured share of model time on finals, no speculative final ahead of the
         # pause limit (>= 1: always, as before; the hub sets it from `speculate_max_final_share`).
         self.speculate_max_final_share = SPECULATE_MAX_FINAL_SHARE
+        # Previews degrade first for a stream that is behind (see _close; the hub sets it from
+        # `drop_previews_when_behind`).
+        self.drop_previews_when_behind = True
+        # A short-window final certain to be rechecked is decoded in the full window at once (see
+        # _recheck_certain; the hub sets it from `full_final_when_unpreviewed`).
+        self.full_final_when_unpreviewed = True
+        self._pace = Pace(SR)
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
         self._open: _Sentence | None = None
@@ -260,6 +273,7 @@ class StreamingRecognizer:
         if self._closed or self.done or self._input_closed or pcm.size == 0:
             return
         self._buf.append(pcm)
+        self._pace.fed(pcm.size)
         self._seg.audio_start, self._seg.audio_end = self._buf.start, self._buf.end
         probs = self._vad.process(pcm)
         for p in probs:
@@ -368,15 +382,25 @@ class StreamingRecognizer:
         return s.final_audio
 
     def _submit(self, audio: np.ndarray, opts: DecodeOptions, priority: Priority,
-                key: object | None = None, first: bool = False) -> asyncio.Future:
+                key: object | None = None, first: bool = False,
+                any_lane: bool = False) -> asyncio.Future:
+        if any_lane:  # only then: scheduler stand-ins in tests take the plain call
+            return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key, first,
+                                                          any_lane=True))
         return asyncio.wrap_future(self._sched.submit(audio, opts, priority, key, first))
 
     def _speculate(self, s: _Sentence, end: int) -> None:
         if s.spec_future is not None and not s.spec_future.done():
             s.spec_future.cancel()  # stale: more speech arrived since
         s.spec_end = end
-        s.spec_future = self._submit(self._final_audio(s, end), self._final_options(s),
-                                     Priority.FINAL)
+        audio, opts = self._final_audio(s, end), self._final_options(s)
+        # Early (a pause just began) a preview may still be shown before the close, so only when
+        # none was; under load speculation waits for the pause limit and the close follows at once.
+        s.spec_full = (not self._promotes_preview(s) and self._recheck_certain(s)
+                       and (not s.emitted_partial_seq or self._finals_busy()))
+        if s.spec_full:
+            opts = replace(opts, full_window=True)
+        s.spec_future = self._submit(audio, opts, Priority.FINAL, any_lane=s.spec_full)
         trace.event(id(self), "speculate", seg=s.index, end_s=end / SR)
         if self._boundary is not None:
             self._boundary("pause", s.index, int(s.speech_end * 1000 / SR))
@@ -586,10 +610,12 @@ class StreamingRecognizer:
         self._sched.drop_partials(self._translation_key(s))  # the final translation supersedes it
         self._partial_keys.discard(self._translation_key(s))
         key = (id(self), s.start)
-        # Promoted also while finals keep the model busy: dropping it there (session 8, o3) cost
-        # a burst-sent stream its only preview before each final, which the wire contract and
-        # tests/protocols/test_inference_sdk.py row 6/7 expect (a burst keeps the share high).
-        if s.emitted_partial_seq or s.partial_future is None:
+        # Promoted also while finals keep the model busy, for a burst-sent stream: dropping it
+        # there (session 8, o3) cost such a stream its only preview before each final, which the
+        # wire contract and tests/protocols/test_inference_sdk.py row 6/7 expect (a burst keeps
+        # the share high). A stream at real-time pace that is behind drops it (_behind).
+        promoted = self._promotes_preview(s)
+        if not promoted:
             self._sched.drop_partials(key)
             self._partial_keys.discard(key)
         else:
@@ -599,13 +625,18 @@ class StreamingRecognizer:
             trace.event(id(self), "promote", seg=s.index)
         if s.spec_future is not None and s.spec_end == end:
             fut = s.spec_future
+            s.full_final = s.spec_full
             self._count_speculation(hit=True)
         else:
             if s.spec_future is not None:
                 s.spec_future.cancel()
                 self._count_speculation(hit=False)
-            fut = self._submit(self._final_audio(s, end), self._final_options(s),
-                               Priority.FINAL)
+            audio, opts = self._final_audio(s, end), self._final_options(s)
+            # A promoted preview may still change what the previews saw: decide after it.
+            s.full_final = not promoted and self._recheck_certain(s)
+            if s.full_final:
+                opts = replace(opts, full_window=True)
+            fut = self._submit(audio, opts, Priority.FINAL, any_lane=s.full_final)
         if self.config.translate_to:
             # Translation decodes the same audio with Whisper's translate task, in parallel.
             cfg = self.config
@@ -643,7 +674,7 @@ class StreamingRecognizer:
             return
         if self._closed:
             return
-        if tr is not None and not self.config.final_full_window:
+        if tr is not None and not self.config.final_full_window and not s.full_final:
             tr = await self._recheck(s, tr)
             if self._closed:
                 return
@@ -683,6 +714,24 @@ class StreamingRecognizer:
                 self._seg.stop()
             await self._emit(result)
 
+    def _promotes_preview(self, s: _Sentence) -> bool:
+        """Whether the sentence's close promotes its queued, never-shown preview (see _close)."""
+        return not (s.emitted_partial_seq or s.partial_future is None or self._behind())
+
+    def _recheck_certain(self, s: _Sentence) -> bool:
+        """Whether a short-window final is sure to be rechecked whatever it says: a sentence too
+        short to go unchecked that no shown preview saw whole (final_guard "unpreviewed": a burst,
+        or previews dropped behind). Then the short decode is skipped and the full window decoded
+        at once: one decode instead of a short one and a recheck queued after it (the overload
+        tail: RESULTS "Overload, session 9")."""
+        if (not self.full_final_when_unpreviewed or self.config.final_full_window
+                or s.final_audio is None):
+            return False
+        shown = s.last_result.current_ms / 1000 if s.last_result else 0.0
+        return preview_reason([], s.committed or s.agreement.previous, cjk=False,
+                              audio_s=len(s.final_audio) / SR,
+                              unseen_s=s.speech_end / SR - shown) == "unpreviewed"
+
     async def _recheck(self, s: _Sentence, tr: Transcript) -> Transcript:
         """A short-window final that looks weak, decoded again in the full window; the better
         of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
@@ -703,8 +752,11 @@ class StreamingRecognizer:
             self.on_timing("final_recheck", 0.0)  # counted on /metrics
         log.debug("short-window final rechecked in the full window (%s)", reason)
         try:
+            # Any lane: the idle second replica takes it at once instead of it queueing behind
+            # the main lane's finals (the overload tail, RESULTS "Overload, session 9").
             recheck = self._submit(
-                s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL)
+                s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL,
+                any_lane=True)
             trace.event(id(self), "recheck", seg=s.index, reason=reason)
             full: Transcript | None = await recheck
         except asyncio.CancelledError:
@@ -744,6 +796,14 @@ class StreamingRecognizer:
         cfg = self.config
         return sentence_words(words, offset_s, language, remove_fillers=cfg.remove_disfluencies,
                               punctuation=cfg.punctuation, hotwords=cfg.hotwords)
+
+    def _behind(self) -> bool:
+        """Previews degrade first: the stream's audio arrives at real-time pace or slower (not
+        a burst) and finals keep the model busy, so its closing sentence's never-shown preview
+        is dropped, not promoted to one more final-priority decode queued ahead of other
+        streams' finals (8 streams: 47 of 48 sentences; RESULTS "Overload, session 8")."""
+        return (self.drop_previews_when_behind and self._pace.ahead_s() <= BURST_AHEAD_S
+                and self._finals_busy())
 
     def _finals_busy(self) -> bool:
         """No speculative final ahead of the pause limit: the model is full with finals."""

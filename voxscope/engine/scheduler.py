@@ -33,7 +33,11 @@ batches across sessions:
   work is about, one per decode on each thread, so two windows decode at once (a beam-search decode does
   not keep 2 intra-op threads busy); with `file_lane_shared` that thread is also the file lane while
   realtime work is about (no separate replica: one file window at a time, the other replica stays
-  free for realtime work). Realtime work only ever goes to the main lane.
+  free for realtime work). Realtime work goes to the main lane, except what
+  `second_realtime` lets the idle second thread take: a short-window final's full-window recheck
+  (`any_lane`, default), or any realtime final ("finals"), so it does not queue behind the main
+  lane's finals while the second replica idles (overload trace, session 8: rechecks were 7 of the
+  10 slowest finals at 8 streams).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class _Request:
     submitted: float = field(default_factory=time.monotonic)
     seq: int = 0
     first: bool = False  # a sentence's first preview
+    any_lane: bool = False  # a realtime final the idle second thread may take (a recheck)
 
 
 @dataclass
@@ -109,6 +114,9 @@ class InferenceScheduler:
         # While realtime finals take at least this share of model time, previews go one per batch
         # (the hub sets it from `speculate_max_final_share`; >= 1: never).
         self.busy_final_share = SPECULATE_MAX_FINAL_SHARE
+        # Realtime finals the idle second thread takes (setting `second_replica_realtime`):
+        # "rechecks" (those submitted `any_lane`), "finals" (any), "none" (the main lane only).
+        self.second_realtime = "rechecks"
         self.stats = SchedulerStats()
         self.load = LoadMeter(load_window_s)  # measured load, for admission of new streams
         self._finals: deque[_Request] = deque()
@@ -156,15 +164,17 @@ class InferenceScheduler:
     # -- API ------------------------------------------------------------------------------------
     def submit(self, audio: np.ndarray, options: DecodeOptions,
                priority: Priority = Priority.FINAL, key: object | None = None,
-               first: bool = False) -> Future:
+               first: bool = False, any_lane: bool = False) -> Future:
         """Queue a decode; the future resolves to a Transcript, or None if superseded.
 
         `first` marks a sentence's first preview: it goes ahead of other previews (and, with
         `first_preview_ahead`, of realtime finals), since the delay until a speaker sees anything at
-        all matters most.
+        all matters most. `any_lane` marks a realtime final the idle second thread may take (a
+        recheck: see `second_realtime`).
         """
         req = _Request(audio, options, priority, key, seq=next(self._seq),
-                       first=first and priority == Priority.PARTIAL and self.first_preview_ahead)
+                       first=first and priority == Priority.PARTIAL and self.first_preview_ahead,
+                       any_lane=any_lane and priority == Priority.FINAL)
         with self._cond:
             if self._closed:
                 raise SchedulerClosed("the inference scheduler is shut down")
@@ -407,14 +417,26 @@ class InferenceScheduler:
             return max(0.01, min(left, self._file_window_from() - time.monotonic()))
         return left if left > 0.01 else 1.0  # a lane replica is held: look again later
 
+    def _helper_final(self) -> _Request | None:
+        """A queued realtime final the second thread may take (see `second_realtime`): it is idle
+        when it asks, so the final need not wait for the main lane's decode in flight."""
+        mode = self.second_realtime
+        if mode == "none":
+            return None
+        return next((r for r in self._finals if mode == "finals" or r.any_lane), None)
+
     def _take_helper_batch(self) -> list[_Request] | None:
-        """The second thread's next decode: one request (see _helper_queue)."""
+        """The second thread's next decode: one request (a realtime final it may take, else see
+        _helper_queue)."""
         with self._cond:
-            while not self._closed and (queue := self._helper_queue()) is None:
+            while not self._closed:
+                if (req := self._helper_final()) is not None:
+                    self._finals.remove(req)
+                    return [req]
+                if (queue := self._helper_queue()) is not None:
+                    return [queue.popleft()]
                 self._cond.wait(self._helper_wait_s())
-            if self._closed or queue is None:
-                return None
-            return [queue.popleft()]
+            return None
 
     def _run_file_lane(self) -> None:
         try:
