@@ -43,7 +43,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_streaming import CHUNK  # noqa: E402
 from benchmarks.settings_args import parse_settings  # noqa: E402
-from tests.support import ServerProcess, clip, error_rate, manifest, norm_chars, norm_words, pcm16  # noqa: E402
+from tests.support import (  # noqa: E402
+    ServerProcess,
+    clip,
+    error_rate,
+    manifest,
+    norm_chars,
+    norm_words,
+    pcm16,
+    sdk_start_waits,
+)
 
 PARAFORMER_LANGS = {"zh", "yue", "en", "ja", "ko", "de", "fr", "ru"}
 STREAMS = {  # multi-sentence streams: (name, language, clips joined with 2 s pauses)
@@ -119,6 +128,7 @@ def stream(url_ws: str, item: dict, pace: float) -> dict:
             transcription_enabled=True, translation_enabled=False,
             source_language=item["lang"] if item["given"] else "auto", callback=TCB())
     pcm = item["pcm"]
+    sdk_start_waits(r)  # the SDK's start race (tests/support.py)
     r.start()
     t0, step = time.monotonic(), 0.1 / pace
     for k, i in enumerate(range(0, len(pcm), CHUNK)):

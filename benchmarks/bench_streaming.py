@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.device import add_device_args, compute_type, models_config  # noqa: E402
 from benchmarks.settings_args import parse_settings, split_env  # noqa: E402
-from tests.support import ServerProcess, clip, pcm16  # noqa: E402
+from tests.support import ServerProcess, clip, pcm16, sdk_start_waits  # noqa: E402
 
 CLIPS = ["en_librispeech_1995-1837-0001", "zh_funasr_asr_example", "en_jfk_inaugural",
          "zh_paddlespeech_zh", "en_ljspeech_LJ001-0001", "en_beckett"]
@@ -96,6 +96,7 @@ def sdk_stream(url_ws: str, pcm: bytes, out: dict) -> tuple[float, list[tuple[fl
                     callback=CB())
     t0 = time.monotonic()
     try:
+        sdk_start_waits(r)  # the SDK's start race (tests/support.py)
         r.start()
         t0 = send_paced(r.send_audio_frame, pcm, stop=lambda: "error" in out)
         if "error" not in out:

@@ -292,3 +292,27 @@ def error_rate(lang: str, reference: str, hypothesis: str) -> float:
         return jiwer.cer(ref, hyp) if ref else float(bool(hyp))
     ref_w, hyp_w = norm_words(reference), norm_words(hypothesis)
     return jiwer.wer(" ".join(ref_w), " ".join(hyp_w)) if hyp_w else 1.0
+
+
+def sdk_start_waits(r, timeout_s: float = 10.0) -> None:
+    """Make an SDK recognizer's audio loop (`_input_stream_cycle`, run by its worker thread) begin
+    only once `start()` has set `_running`, or `stop()` was called since (a burst may start and
+    stop before the worker looks).
+
+    dashscope 2.0.2's `Recognition.start()` (and the Gummy recognizers') starts the worker thread
+    and only then sets `_running`; a worker that reaches its audio loop first sends finish-task
+    with no audio. `start()` then either raises `InvalidTask` or, if the worker is still alive at
+    its check, returns normally while every frame sent afterwards goes nowhere ("open; complete;
+    close", no result: tests/hardening/test_sdk_start_race.py). A loaded 2-core machine loses
+    that race now and then; the server did nothing wrong.
+    """
+    cycle = type(r)._input_stream_cycle
+
+    def waiting_cycle():
+        deadline = time.monotonic() + timeout_s
+        while (not r._running and getattr(r, "_stop_stream_timestamp", -1) < 0
+               and time.monotonic() < deadline):
+            time.sleep(0.005)
+        yield from cycle(r)
+
+    r._input_stream_cycle = waiting_cycle

@@ -21,7 +21,7 @@ from dashscope.audio.asr import (
 )
 from dashscope.audio.asr.translation_recognizer import WordObj
 
-from tests.support import CallbackLog, clip, error_rate
+from tests.support import CallbackLog, clip, error_rate, sdk_start_waits
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 # "Text matches" for transcriptions, as in tests/protocols: whisper-base hears en_ldc93s1 as "She had a
@@ -108,6 +108,7 @@ def start(t: TranslationRecognizerRealtime | TranslationRecognizerChat, cb: Reco
     """
     from dashscope.common.error import InvalidTask
 
+    sdk_start_waits(t)  # the other side of that race: start() returns, the audio goes nowhere
     try:
         t.start()
     except InvalidTask:

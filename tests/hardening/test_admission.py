@@ -21,7 +21,7 @@ from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionRes
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.realtime.helpers import KEY, MODEL, rt_url
-from tests.support import ServerProcess, clip, clip_pcm, error_rate, sdk_at, silence_pcm
+from tests.support import ServerProcess, clip, clip_pcm, error_rate, sdk_at, sdk_start_waits, silence_pcm
 
 FRAME = 3200  # 100 ms of 16 kHz s16le
 CLIP = "en_ldc93s1"
@@ -63,6 +63,7 @@ def _paced(pcm: bytes, cb: Collector, out: dict) -> None:
     try:
         rec = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
                           callback=cb)
+        sdk_start_waits(rec)  # the SDK's start race (tests/support.py)
         rec.start()
         t0 = time.monotonic()
         for i, pos in enumerate(range(0, len(pcm), FRAME)):

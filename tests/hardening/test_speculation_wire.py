@@ -17,13 +17,13 @@ from dashscope.audio.asr import Recognition
 
 from tests.hardening.test_admission import Collector
 from tests.operations.test_metrics import scrape, value
-from tests.protocols.inference_helpers import _input_waits_for_start
 from tests.support import (
     ServerProcess,
     clip,
     clip_pcm,
     error_rate,
     sdk_at,
+    sdk_start_waits,
     silence_pcm,
     trim_silence,
 )
@@ -55,7 +55,7 @@ def test_a_breath_costs_no_stale_final_when_finals_keep_the_model_busy(server):
     cb = Collector()
     rec = Recognition(model="paraformer-realtime-v2", format="pcm", sample_rate=16000,
                       callback=cb)
-    _input_waits_for_start(rec)  # the SDK's start race (tests/hardening/test_sdk_start_race.py)
+    sdk_start_waits(rec)  # the SDK's start race (tests/hardening/test_sdk_start_race.py)
     rec.start()
     t0 = time.monotonic()
     for i, pos in enumerate(range(0, len(pcm), FRAME)):

@@ -18,7 +18,7 @@ import numpy as np
 import websocket
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import CallbackLog, clip, error_rate
+from tests.support import CallbackLog, clip, error_rate, sdk_start_waits
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 SENTENCE_PUNCTUATION = ".。!！?？"
@@ -89,22 +89,6 @@ class Recorder(CallbackLog, RecognitionCallback):
         return "; ".join(out)
 
 
-def _input_waits_for_start(r: Recognition, timeout_s: float = 10.0) -> None:
-    """Make the SDK's audio loop (`_input_stream_cycle`, run by its worker thread) start only once
-    `start()` has set `_running` (or `stop()` was called since: a burst may start and stop before
-    the worker looks), instead of ending at once when the worker got there first."""
-    cycle = type(r)._input_stream_cycle
-
-    def waiting_cycle():
-        deadline = time.monotonic() + timeout_s
-        while (not r._running and r._stop_stream_timestamp < 0
-               and time.monotonic() < deadline):
-            time.sleep(0.005)
-        yield from cycle(r)
-
-    r._input_stream_cycle = waiting_cycle  # type: ignore[method-assign]
-
-
 def start_recognition(r: Recognition, cb: Recorder) -> None:
     """`r.start()`, once more if the SDK lost its own start race.
 
@@ -121,7 +105,7 @@ def start_recognition(r: Recognition, cb: Recorder) -> None:
     """
     from dashscope.common.error import InvalidTask
 
-    _input_waits_for_start(r)
+    sdk_start_waits(r)
     try:
         r.start()
     except InvalidTask:

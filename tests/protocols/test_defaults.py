@@ -15,7 +15,7 @@ import pytest
 import websocket
 from dashscope.audio.asr import Recognition, RecognitionCallback
 
-from tests.support import ServerProcess, clip, pcm16
+from tests.support import ServerProcess, clip, pcm16, sdk_start_waits
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,7 @@ def _no_heartbeat_times_out(out: dict) -> None:
     """Row 9 with the real 60 s rule: paced silent audio, no heartbeat -> task-failed."""
     cb = Recorder()
     r = Recognition(model="fun-asr-realtime", format="pcm", sample_rate=16000, callback=cb)
+    sdk_start_waits(r)  # the SDK's start race (tests/support.py)
     r.start()
     start = time.monotonic()
     chunk = bytes(3200)
@@ -70,6 +71,7 @@ def _sdk_timer_finishes(out: dict) -> None:
     """Row 10 with the SDK's real 23 s timer: one chunk, then nothing -> finish-task, on_complete."""
     cb = Recorder()
     r = Recognition(model="fun-asr-realtime", format="pcm", sample_rate=16000, callback=cb)
+    sdk_start_waits(r)  # the SDK's start race (tests/support.py)
     r.start()
     start = time.monotonic()
     r.send_audio_frame(pcm16(str(clip("en_ldc93s1")["file"]), 16000)[:3200])

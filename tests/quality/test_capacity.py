@@ -9,7 +9,7 @@ import time
 import pytest
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import ServerProcess, clip, error_rate, pcm16, sdk_at
+from tests.support import ServerProcess, clip, error_rate, pcm16, sdk_at, sdk_start_waits
 
 FRAME = 3200  # 100 ms of 16 kHz s16le
 
@@ -49,6 +49,7 @@ def _paced(model: str, clip_id: str, cb: Collector, out: dict) -> None:
     try:
         pcm = pcm16(str(clip(clip_id)["file"]), 16000)
         rec = Recognition(model=model, format="pcm", sample_rate=16000, callback=cb)
+        sdk_start_waits(rec)  # the SDK's start race (tests/support.py)
         rec.start()
         t0 = time.monotonic()
         for i, pos in enumerate(range(0, len(pcm), FRAME)):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from dashscope.audio.asr import Recognition, RecognitionCallback, RecognitionResult
 
-from tests.support import ServerProcess, sdk_at
+from tests.support import ServerProcess, sdk_at, sdk_start_waits
 
 SR = 16000
 SECONDS = 10.0
@@ -131,6 +131,7 @@ def _run(model: str, pcm: bytes, pace: str, vad: str) -> Collector:
     cb = Collector()
     rec = Recognition(model=model, format="pcm", sample_rate=SR, callback=cb,
                       speech_noise_threshold=VADS[vad])
+    sdk_start_waits(rec)  # the SDK's start race (tests/support.py)
     rec.start()
     if pace == "realtime":
         frame = SR * 2 // 10  # 100 ms
