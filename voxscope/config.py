@@ -104,10 +104,12 @@ class Settings(BaseSettings):
     # time (engine/load.py SPECULATE_MAX_FINAL_SHARE; >= 1: always speculate, as before); above it
     # previews also go one per batch.
     speculate_max_final_share: float = 0.5
-    # Above that share, a stream at real-time pace or slower (not sent in a burst) drops a
+    # True: above that share, a stream at real-time pace or slower (not sent in a burst) drops a
     # closing sentence's never-shown preview instead of promoting it to final priority
-    # (engine/recognizer.py `_behind`): previews degrade first. False: always promoted.
-    drop_previews_when_behind: bool = True
+    # (engine/recognizer.py `_behind`). Off by default: the share is high at one stream on a slow
+    # machine too, and there the rule left a paced Qwen realtime item with no transcription.text
+    # before its completed (the flow's contract: tests/hardening/test_realtime_item_order.py).
+    drop_previews_when_behind: bool = False
     # final_window short: a sentence under 4 s that no shown preview saw whole, sure to be
     # rechecked in the full window, is decoded there at once (engine/recognizer.py
     # `_recheck_certain`) instead of short + recheck. False: short, then the recheck.

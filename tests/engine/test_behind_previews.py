@@ -31,6 +31,7 @@ def _session(final_share: float) -> tuple[Session, Clock]:
     s.sched = s.rec._sched = MeteredScheduler(meter)
     pace_clock = Clock()
     s.rec._pace = Pace(SR, clock=pace_clock)
+    s.rec.drop_previews_when_behind = True  # off by default (config.py says why)
     return s, pace_clock
 
 

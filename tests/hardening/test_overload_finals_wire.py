@@ -45,7 +45,7 @@ def no_preview_server():
 
 @pytest.fixture(scope="module")
 def busy_server():
-    srv = _server(speculate_max_final_share=0.0)
+    srv = _server(speculate_max_final_share=0.0, drop_previews_when_behind=True)
     yield srv
     srv.stop()
 

@@ -241,7 +241,7 @@ class StreamingRecognizer:
         self.speculate_max_final_share = SPECULATE_MAX_FINAL_SHARE
         # Previews degrade first for a stream that is behind (see _close; the hub sets it from
         # `drop_previews_when_behind`).
-        self.drop_previews_when_behind = True
+        self.drop_previews_when_behind = False
         # A short-window final certain to be rechecked is decoded in the full window at once (see
         # _recheck_certain; the hub sets it from `full_final_when_unpreviewed`).
         self.full_final_when_unpreviewed = True
