@@ -103,3 +103,13 @@ def test_a_short_sentence_whose_short_window_words_are_all_context_is_rechecked(
 
     s = asyncio.run(main())
     assert [r.text for r in s.finals] == ["The one.", "Yes."]
+
+
+def test_a_vocabulary_prompted_short_final_does_not_outvote_an_empty_full_window():
+    """With hot words in the prompt, the short window's words over an empty full window are the
+    prompt's invention ("新冠。" on a 1 s piece, tests/hardening/test_short_segments.py)."""
+    short = replace(SURE, text="新冠。", words=[Word(0.1, 0.6, "新冠", "。", "新冠。", 0.6)],
+                    language="zh", avg_logprob=-0.5)
+    empty = replace(EMPTY, language="zh")
+    assert better(short, empty, prompted=True) is empty
+    assert better(short, empty) is short

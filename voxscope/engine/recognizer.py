@@ -764,7 +764,7 @@ class StreamingRecognizer:
         except Exception as exc:  # the short-window result stands
             log.warning("full-window recheck failed: %s", exc)
             return tr
-        return better(tr, full, s.lead / SR)
+        return better(tr, full, s.lead / SR, prompted=bool(self.config.hotwords))
 
     async def _translations(self, s: _Sentence) -> dict[str, Translation]:
         if s.translation_future is None:

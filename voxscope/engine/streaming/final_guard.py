@@ -154,20 +154,24 @@ def _no_words(tr: Transcript, lead_s: float) -> bool:
     return bool(lead_s and tr.words) and not own_words(tr.words, lead_s)
 
 
-def better(short: Transcript, full: Transcript | None, lead_s: float = 0.0) -> Transcript:
+def better(short: Transcript, full: Transcript | None, lead_s: float = 0.0, *,
+           prompted: bool = False) -> Transcript:
     """The one to keep once a short-window final looked weak: the full window's, which is how
     Whisper (and plain faster-whisper) decodes, unless it degenerated (a fallback, a repetition)
     where the short one did not, or it has no words of the sentence where the short one has some
     that are not a hallucination (`hallucination`). Not the surer of the two: the invented tail
     above comes with a higher avg_logprob (-0.07) than the full window's correct text (-0.32).
-    An empty full window is not proof of silence (a vocabulary-prompted decode the guards drop, a
-    sentence after `lead_s` of context): keeping it would lose the sentence's only final, and
-    nothing may be lost (tests/engine/test_lost_finals.py)."""
+    An empty full window is not proof of silence (a sentence after `lead_s` of context): keeping
+    it would lose the sentence's only final, and nothing may be lost
+    (tests/engine/test_lost_finals.py). Except where a vocabulary prompted the decode
+    (`prompted`): there a short window invents words from the prompt's topic (a 1 s Mandarin
+    piece with a housing vocabulary: "新冠。" where the full window and the plain decode hear
+    nothing, tests/hardening/test_short_segments.py), so the full window's silence stands."""
     if full is None:
         return short
     if _degenerate(full) and not _degenerate(short):
         return short
     if (_no_words(full, lead_s) and not _no_words(short, lead_s)
-            and not hallucination(short)):
+            and not prompted and not hallucination(short)):
         return short
     return full
