@@ -13,6 +13,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from tests.engine.test_overload_previews import promoted_then_final
 from tests.engine.test_recognizer_driver import SR, Session, settle, silence, speech
 from tests.engine.test_speculation_load import Clock, MeteredScheduler
 from voxscope.engine.load import SPECULATE_MAX_FINAL_SHARE, LoadMeter
@@ -72,15 +73,7 @@ def test_the_preview_is_promoted_for_a_burst_or_while_the_model_keeps_up(speed, 
     async def main() -> None:
         s, clock = _session(final_share)
         await _feed(s, clock, SENTENCE, speed)
-        finals = [r for r in s.sched.requests if r.priority == Priority.FINAL]
-        (promoted,) = [r for r in finals if not r.options.word_timestamps]
-        assert not promoted.future.done()  # queued, now at a final's priority
-        s.sched.resolve(promoted, "A sentence")
-        (final,) = [r for r in finals if r.options.word_timestamps]
-        s.sched.resolve(final, "A sentence in a burst.")
-        await settle()
-        assert [r.text for r in s.finals] == ["A sentence in a burst."]
-        assert len([r for r in s.results if not r.final]) == 1
+        await promoted_then_final(s)
 
     asyncio.run(main())
 

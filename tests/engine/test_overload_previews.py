@@ -29,20 +29,25 @@ def _session(final_share: float) -> Session:
     return s
 
 
+async def promoted_then_final(s: Session) -> None:
+    """The closed sentence's queued preview went to final priority and is shown before its final."""
+    finals = [r for r in s.sched.requests if r.priority == Priority.FINAL]
+    (promoted,) = [r for r in finals if not r.options.word_timestamps]
+    assert not promoted.future.done()  # queued, now at a final's priority
+    s.sched.resolve(promoted, "A sentence")
+    (final,) = [r for r in finals if r.options.word_timestamps]
+    s.sched.resolve(final, "A sentence in a burst.")
+    await settle()
+    assert [r.text for r in s.finals] == ["A sentence in a burst."]
+    assert len([r for r in s.results if not r.final]) == 1
+
+
 @pytest.mark.parametrize("final_share", [0.1, SPECULATE_MAX_FINAL_SHARE + 0.1])
 def test_queued_preview_promoted_whatever_the_final_share(final_share):
     async def main() -> None:
         s = _session(final_share)
         # A sentence whose previews are never decoded (the model is behind), then its end.
         await s.feed(np.concatenate([silence(0.512), speech(2.0), silence(1.8)]))
-        finals = [r for r in s.sched.requests if r.priority == Priority.FINAL]
-        (promoted,) = [r for r in finals if not r.options.word_timestamps]
-        assert not promoted.future.done()  # queued, now at a final's priority
-        s.sched.resolve(promoted, "A sentence")
-        (final,) = [r for r in finals if r.options.word_timestamps]
-        s.sched.resolve(final, "A sentence in a burst.")
-        await settle()
-        assert [r.text for r in s.finals] == ["A sentence in a burst."]
-        assert len([r for r in s.results if not r.final]) == 1
+        await promoted_then_final(s)
 
     asyncio.run(main())
