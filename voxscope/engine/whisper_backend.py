@@ -211,15 +211,17 @@ class WhisperBackend:
                   tokenizers: list[Tokenizer], beam: int,
                   max_new: list[int | None] | None = None,
                   capped: list[bool] | None = None) -> list:
-        """One generate call per start-of-transcript position: CTranslate2 requires it to be
-        the same across a batch, and context prompts (previous text) of different lengths move it.
+        """One generate call per start-of-transcript position and task: CTranslate2 requires the
+        position to be the same across a batch (context prompts of different lengths move it), and
+        a call has one set of suppressed tokens, which the translate task widens (`_suppressed`: a
+        transcription batched with a translation came out in English).
         `max_new`: per item, about this many tokens after its prompt at most (a call takes the
         largest); `capped[b]` is set where a generation stopped there rather than at its end."""
-        by_sot: dict[int, list[int]] = defaultdict(list)
+        calls: dict[tuple[int, int | None], list[int]] = defaultdict(list)
         for b, (prompt, tok) in enumerate(zip(prompts, tokenizers, strict=True)):
-            by_sot[prompt.index(tok.sot)].append(b)
+            calls[(prompt.index(tok.sot), tok.task)].append(b)
         raw: list = [None] * len(prompts)
-        for idxs in by_sot.values():
+        for idxs in calls.values():
             sub = enc if len(idxs) == len(prompts) else _select(enc, idxs)
             limit = self._fw.max_length
             capping = max_new is not None and all(max_new[b] is not None for b in idxs)
