@@ -128,12 +128,14 @@ MIN_SENTENCES = 4
 SPECULATE_MAX_FINAL_SHARE = 0.5
 # Up to this share (when above SPECULATE_MAX_FINAL_SHARE) the speculative final would still be
 # asked for, only later in the pause (segmenter.BUSY_SPECULATIVE_SILENCE_MS). Tried in session 9
-# at 0.8 for the 4-stream target and **off by default** (= SPECULATE_MAX_FINAL_SHARE, session 8's
-# rule): at 4 streams it gained nothing measurable, at 8 offered streams the extra speculative
-# decodes kept the model behind (final share p50 0.49 -> 0.78, finals p50 3.1 -> 7.1 s, same run;
-# benchmarks/RESULTS.md, "4-stream finals and the short default (session 9)").
+# at 0.8 for the 4-stream target and **off by default** (0: the band ends where it starts, at the
+# configured `speculate_max_final_share`, session 8's rule, whatever that is set to; a default of
+# 0.5 switched the band on for any share configured below it): at 4 streams it gained nothing
+# measurable, at 8 offered streams the extra speculative decodes kept the model behind (final
+# share p50 0.49 -> 0.78, finals p50 3.1 -> 7.1 s, same run; benchmarks/RESULTS.md, "4-stream
+# finals and the short default (session 9)").
 # VOXSCOPE_SPECULATE_OFF_FINAL_SHARE=0.8: the band, for measurements.
-SPECULATE_OFF_FINAL_SHARE = float(os.environ.get("VOXSCOPE_SPECULATE_OFF_FINAL_SHARE", "0.5"))
+SPECULATE_OFF_FINAL_SHARE = float(os.environ.get("VOXSCOPE_SPECULATE_OFF_FINAL_SHARE", "0"))
 
 # Model time of a realtime final decoded in a short window (audio + 1 s) over that of the start-up
 # decode below (2 s of silence in a 30 s window). Measured on the real clips, same process, beam 5,
