@@ -50,6 +50,23 @@ EOF
 grep -q "smoke 1:" "$OUT/smoke.log" || { echo "CUDA smoke test failed"; exit 4; }
 timeout "${FILES_S:-170}" python3 benchmarks/bench_file_throughput.py --device cuda \
   --minutes 5 --langs en zh --threads 4 --max-batch "${MAX_BATCH:-16}" 2>&1 | tee "$OUT/files.log"
+# Every 5 s: the server's CPU ticks (utime+stime, 100 per core-second) and the GPU's utilization,
+# to say what limits the streams.
+( while sleep 5; do pid=$(pgrep -f "voxscope.cli serve" | head -1)
+    t=$([ -n "$pid" ] && awk '{print $14+$15}' "/proc/$pid/stat")
+    echo "$(date +%s) pid=${pid:-none} ticks=${t:-0} gpu=$(nvidia-smi \
+      --query-gpu=utilization.gpu --format=csv,noheader,nounits)"; done ) > "$OUT/util.log" 2>&1 &
+SAMPLER=$!
 timeout "${STREAMS_S:-270}" python3 benchmarks/bench_streaming.py --device cuda \
   --streams ${STREAMS:-8 24 48} --sessions 5 --set max_batch="${MAX_BATCH:-16}" \
   --json "$OUT/streaming.json" 2>&1 | tee "$OUT/streaming.log"
+# Optional second streaming run with the server's CPU thread pools capped (session 5 found the
+# server CPU-bound at 36+ streams with the GPU mostly idle; suspects: OpenMP/OpenBLAS pools sized
+# to all 16 cores). STREAMS_B="36 48" THREADS_B=2 runs it; same audio and settings otherwise.
+if [ -n "${STREAMS_B:-}" ]; then
+  OMP_NUM_THREADS=${THREADS_B:-2} OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+    timeout "${STREAMS_B_S:-200}" python3 benchmarks/bench_streaming.py --device cuda \
+    --streams $STREAMS_B --sessions 0 --set max_batch="${MAX_BATCH:-16}" \
+    cpu_threads="${THREADS_B:-2}" --json "$OUT/streaming_b.json" 2>&1 | tee "$OUT/streaming_b.log"
+fi
+kill "$SAMPLER" 2>/dev/null

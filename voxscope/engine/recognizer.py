@@ -764,7 +764,10 @@ class StreamingRecognizer:
         except Exception as exc:  # the short-window result stands
             log.warning("full-window recheck failed: %s", exc)
             return tr
-        return better(tr, full, s.lead / SR, prompted=bool(self.config.hotwords))
+        kept = better(tr, full, s.lead / SR, prompted=bool(self.config.hotwords))
+        trace.event(id(self), "recheck_result", seg=s.index, short=tr.text,
+                    full=full.text if full is not None else None, kept_full=kept is full)
+        return kept
 
     async def _translations(self, s: _Sentence) -> dict[str, Translation]:
         if s.translation_future is None:
