@@ -52,7 +52,7 @@ timeout "${FILES_S:-170}" python3 benchmarks/bench_file_throughput.py --device c
   --minutes 5 --langs en zh --threads 4 --max-batch "${MAX_BATCH:-16}" 2>&1 | tee "$OUT/files.log"
 # Every 5 s: the server's CPU ticks (utime+stime, 100 per core-second) and the GPU's utilization,
 # to say what limits the streams.
-( while sleep 5; do pid=$(pgrep -f "voxscope.cli serve" | head -1)
+( while sleep 5; do pid=$(pgrep -n -f "voxscope.cli serve")
     t=$([ -n "$pid" ] && awk '{print $14+$15}' "/proc/$pid/stat")
     echo "$(date +%s) pid=${pid:-none} ticks=${t:-0} gpu=$(nvidia-smi \
       --query-gpu=utilization.gpu --format=csv,noheader,nounits)"; done ) > "$OUT/util.log" 2>&1 &
