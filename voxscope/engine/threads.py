@@ -68,7 +68,9 @@ class ThreadPools:
             log.info("numpy's BLAS pool capped at %d thread(s)", limits.blas)
 
     def report(self) -> dict:
-        """The limits and each native pool's current size (for /health)."""
+        """The limits and each native pool's current size (for /health). OpenMP's figure is
+        what a new parallel region would take on the asking thread; CTranslate2's own worker
+        threads use `decode_cpu` / `decode_gpu` instead."""
         from threadpoolctl import threadpool_info
 
         return {**asdict(self.limits),
