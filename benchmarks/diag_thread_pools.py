@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10.0, help="calls per second")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--window", type=float, default=5.0, help="audio seconds per call")
+    ap.add_argument("--blas-only", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -74,11 +75,12 @@ def main() -> None:
         print(f"BLAS   {size:>3} threads: {1000 * r['cpu_s_per_call']:7.1f} CPU-ms/call "
               f"({1000 * r['wall_s_per_call']:6.1f} ms wall), {r['cores_busy']:.2f} cores busy, "
               f"load {os.getloadavg()[0]:.2f}")
+    sizes = [] if args.blas_only else args.sizes
     model_path = str(ModelStore().resolve("whisper-base"))
     # The window's features as voxscope's short windows give them (no padding to 30 s).
     x = np.ascontiguousarray(feats[:, : feats.shape[1] // 2 * 2][None])
     with threadpool_limits(limits=1, user_api="blas"):  # BLAS out of the encoder's figure
-        for size in args.sizes:
+        for size in sizes:
             model = ctranslate2.models.Whisper(model_path, device="cpu", compute_type="int8",
                                                intra_threads=size)
             sv = ctranslate2.StorageView.from_array(x)
