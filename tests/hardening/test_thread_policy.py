@@ -7,6 +7,12 @@ cores at the same or better latency. On CPU the decode needs the cores: defaults
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from voxscope.config import Settings
@@ -50,3 +56,28 @@ def test_settings_defaults_and_bounds():
         Settings(blas_threads=-2)
     with pytest.raises(ValueError):
         Settings(cpu_threads=-1)
+
+
+def test_engine_applies_the_gpu_policy_before_any_model_loads(tmp_path):
+    """The wiring, without a GPU: an Engine whose models are configured on `cuda` (nothing loads
+    until a scheduler is asked for) caps numpy's BLAS pool at start. In a child process: the cap
+    is process-wide."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  whisper-base:\n    path: whisper-base\n    device: cuda\n"
+                   "    compute_type: float16\n")
+    code = textwrap.dedent(f"""
+        import json
+        from threadpoolctl import threadpool_info
+        from voxscope.config import load_settings
+        from voxscope.engine.hub import Engine
+        e = Engine(load_settings({str(cfg)!r}))
+        print(json.dumps([e.threads.limits.blas, e.threads.limits.decode_gpu,
+                          [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"],
+                          e.threads.report()["blas"]]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    blas, decode_gpu, pools, reported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (blas, decode_gpu, reported) == (1, 2, 1)
+    assert pools and all(n == 1 for n in pools)
