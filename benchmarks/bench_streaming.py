@@ -143,6 +143,29 @@ def _proc_status(pid: int, field: str) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user + system, all threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as fh:
+        # Fields after the ")" that closes the command name: utime and stime are 14th and 15th.
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int) -> list[tuple[str, float]]:
+    """Each thread of a process (name, CPU seconds), busiest first: a pool's worker threads that
+    spin show up as many threads with similar CPU time."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            head, _, tail = (task / "stat").read_text().rpartition(")")
+        except OSError:
+            continue  # the thread ended
+        fields = tail.split()
+        name = head.split("(", 1)[1]
+        out.append((name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")))
+    return sorted(out, key=lambda t: -t[1])
+
+
 def offline_rtf(pcm: bytes, device: str = "cpu", compute_type: str = "int8") -> float:
     from faster_whisper import WhisperModel
 
@@ -161,6 +184,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 6])
     ap.add_argument("--sessions", type=int, default=200, help="short sessions for the RSS soak")
     ap.add_argument("--json", type=Path, help="also write results here")
+    ap.add_argument("--skip-offline", action="store_true",
+                    help="skip plain faster-whisper's offline RTF (CPU measurements of the server)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="server settings to try, e.g. partial_interval_s=1.0 max_batch=8")
     add_device_args(ap)
@@ -175,11 +200,13 @@ def main() -> None:
     try:
         pcm0, _ = build_stream(0)
         results["device"] = f"{args.device} {compute_type(args)}"
-        results["faster_whisper_offline_rtf"] = offline_rtf(pcm0, args.device, compute_type(args))
-        print(f"plain faster-whisper offline (beam 5), same audio: RTF "
-              f"{results['faster_whisper_offline_rtf']:.3f}")
+        if not args.skip_offline:
+            results["faster_whisper_offline_rtf"] = offline_rtf(pcm0, args.device,
+                                                                compute_type(args))
+            print(f"plain faster-whisper offline (beam 5), same audio: RTF "
+                  f"{results['faster_whisper_offline_rtf']:.3f}")
         print(f"{'streams':>7} {'1st partial p50/p95 (s)':>24} {'final p50/p95 (s)':>20} "
-              f"{'finals':>8} {'errors':>6}")
+              f"{'finals':>8} {'errors':>6} {'server CPU-s':>12} {'load avg':>8}")
         for n in args.streams:
             outs = [dict() for _ in range(n)]
             threads = []
@@ -188,11 +215,15 @@ def main() -> None:
                 th = threading.Thread(target=run_client,
                                       args=(server.ws_inference, pcm, regions, outs[k]))
                 threads.append(th)
+            # The server's CPU time over the level: what the streams cost, idle thread pools'
+            # spinning included (a GPU run found most of it was that).
+            cpu0 = cpu_seconds(server.proc.pid)
             for th in threads:
                 th.start()
                 time.sleep(0.37)  # don't start everyone on the same frame
             for th in threads:
                 th.join()
+            cpu_s = cpu_seconds(server.proc.pid) - cpu0
             fp = [v for o in outs for v in o.get("first_partial", [])]
             fd = [v for o in outs for v in o.get("final", [])]
             errors = [o["error"] for o in outs if "error" in o]
@@ -200,12 +231,18 @@ def main() -> None:
             regions = sum(o.get("regions", 0) for o in outs)
             row = {"streams": n, "first_partial_p50": pct(fp, 50), "first_partial_p95": pct(fp, 95),
                    "final_p50": pct(fd, 50), "final_p95": pct(fd, 95), "finals": finals,
-                   "speech_regions": regions, "errors": errors}
+                   "speech_regions": regions, "errors": errors,
+                   "server_cpu_s": round(cpu_s, 2), "server_cpu_s_per_stream": round(cpu_s / n, 2),
+                   "load_avg_1m": os.getloadavg()[0]}
             results["runs"].append(row)
             print(f"{n:>7} {row['first_partial_p50']:>11.2f} / {row['first_partial_p95']:<10.2f} "
                   f"{row['final_p50']:>9.2f} / {row['final_p95']:<8.2f} {finals:>4}/{regions:<3} "
-                  f"{len(errors):>6}")
+                  f"{len(errors):>6} {cpu_s:>12.1f} {row['load_avg_1m']:>8.2f}")
         results["server_peak_rss_mb"] = _proc_status(server.proc.pid, "VmHWM")
+        threads_cpu = thread_cpu_seconds(server.proc.pid)
+        results["server_threads_cpu_s"] = [[n, round(c, 2)] for n, c in threads_cpu]
+        print(f"server threads: {len(threads_cpu)}; busiest (CPU-s): "
+              + ", ".join(f"{n} {c:.1f}" for n, c in threads_cpu[:8]))
         # Soak: many short sessions in a row; RSS must not keep growing.
         import dashscope
         from dashscope.audio.asr import Recognition

@@ -17,6 +17,7 @@ from voxscope.engine.observer import EngineObserver
 from voxscope.engine.offline import OfflineOptions, Sentence, transcribe_chunks
 from voxscope.engine.recognizer import Boundary, Emit, RecognizerConfig, StreamingRecognizer
 from voxscope.engine.scheduler import InferenceScheduler
+from voxscope.engine.threads import ThreadPools, decode_threads, plan
 from voxscope.engine.types import Priority
 from voxscope.engine.vad import SileroVad
 from voxscope.engine.whisper_backend import WhisperBackend
@@ -28,6 +29,10 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = ModelStore(settings.cache_dir)
+        # Before any model loads or decodes: the pools' sizes depend on where models decode.
+        devices = {self.local_model(p.model).device for p in settings.profiles.values()}
+        self.threads = ThreadPools(plan(devices or {"cpu"}, settings.blas_threads,
+                                        settings.cpu_threads))
         self.vad = SileroVad(self.store.silero_vad_path())
         self._schedulers: dict[str, InferenceScheduler] = {}
         self._lock = threading.Lock()
@@ -45,7 +50,8 @@ class Engine:
                 path = self.store.resolve(spec.path)
                 log.info("loading model %s from %s", model, path)
                 backend = WhisperBackend(path, device=spec.device, compute_type=spec.compute_type,
-                                         cpu_threads=self.settings.cpu_threads,
+                                         cpu_threads=decode_threads(self.threads.limits,
+                                                                    spec.device),
                                          workers=self._workers(spec))
                 sched = InferenceScheduler(backend, max_batch=self.settings.max_batch,
                                            max_wait_s=self.settings.batch_wait_ms / 1000,

@@ -107,6 +107,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "active_tasks": rt.capacity.active,
             "max_sessions": rt.capacity.limit,
             "threads": threading.active_count(),
+            "thread_pools": rt.engine.threads.report(),
             "models": {name: {"path": str(s.backend.model_path), "queue": s.queue_depth,
                               "decoded": s.stats.decoded, "batches": s.stats.batches,
                               "served": dict(s.stats.served_by_priority),
