@@ -60,13 +60,15 @@ SAMPLER=$!
 timeout "${STREAMS_S:-270}" python3 benchmarks/bench_streaming.py --device cuda \
   --streams ${STREAMS:-8 24 48} --sessions 5 --set max_batch="${MAX_BATCH:-16}" \
   --json "$OUT/streaming.json" 2>&1 | tee "$OUT/streaming.log"
-# Optional second streaming run with the server's CPU thread pools capped (session 5 found the
-# server CPU-bound at 36+ streams with the GPU mostly idle; suspects: OpenMP/OpenBLAS pools sized
-# to all 16 cores). STREAMS_B="36 48" THREADS_B=2 runs it; same audio and settings otherwise.
+# Optional second streaming run with other thread-pool settings. On a GPU the server now caps
+# numpy's BLAS pool at 1 and CTranslate2's at 2 threads (engine/threads.py; session 10 found ~90 %
+# of the server's CPU was idle pools spinning); SET_B="blas_threads=0 cpu_threads=16" brings back
+# the old uncapped pools for a same-run pair, one knob at a time to say which pool spins.
+#   STREAMS_B="36 48" SET_B="blas_threads=0" bash benchmarks/gpu_run.sh PART...
 if [ -n "${STREAMS_B:-}" ]; then
-  OMP_NUM_THREADS=${THREADS_B:-2} OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-    timeout "${STREAMS_B_S:-200}" python3 benchmarks/bench_streaming.py --device cuda \
+  timeout "${STREAMS_B_S:-200}" python3 benchmarks/bench_streaming.py --device cuda \
     --streams $STREAMS_B --sessions 0 --set max_batch="${MAX_BATCH:-16}" \
-    cpu_threads="${THREADS_B:-2}" --json "$OUT/streaming_b.json" 2>&1 | tee "$OUT/streaming_b.log"
+    ${SET_B:-blas_threads=0 cpu_threads=16} --json "$OUT/streaming_b.json" 2>&1 \
+    | tee "$OUT/streaming_b.log"
 fi
 kill "$SAMPLER" 2>/dev/null
