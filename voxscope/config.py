@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # longer decode, not both: "language" (its previews' language was only carried over, never
     # checked), "off" (only after the short final disagreed). RESULTS "Overload, session 10".
     early_recheck: Literal["off", "language"] = "off"
+    # False: a short final in another language than its previews (decoded in the stream's last
+    # language, never checked on the sentence) is not rechecked for disagreeing with them.
+    recheck_language_switch: bool = True
     # True (with model_workers >= 2): the file lane is the second replica of the main model
     # (normal priority, one file window at a time) instead of a separate replica at
     # `file_lane_nice` (file_lane_threads is then unused).

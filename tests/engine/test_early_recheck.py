@@ -13,7 +13,14 @@ import asyncio
 
 import numpy as np
 
-from tests.engine.test_recognizer_driver import Request, Session, settle, silence, speech
+from tests.engine.test_recognizer_driver import (
+    FakeScheduler,
+    Request,
+    Session,
+    settle,
+    silence,
+    speech,
+)
 from voxscope.engine.types import Priority
 
 SENTENCE_S = 5.0  # over 4 s: a short final with a preview check, never "unpreviewed"
@@ -24,11 +31,12 @@ def _finals(s: Session) -> list[Request]:
             if r.priority == Priority.FINAL and r.options.word_timestamps]
 
 
-async def _sentence(s: Session, *, check_language: bool) -> list[Request]:
-    """A 5 s sentence in a stream whose language "en" was carried over; its first preview (in
-    that language) is shown as "Hello there"; the language check preview is answered only when
+async def _sentence(s: Session, *, check_language: bool, language: str = "en",
+                    preview: str = "Hello there") -> list[Request]:
+    """A 5 s sentence in a stream whose `language` was carried over; its first preview (in that
+    language) is shown as `preview`; the language check preview is answered only when
     `check_language`. Returns the final-priority transcribe requests at the close."""
-    s.rec._stream_language = "en"  # as after an English final
+    s.rec._stream_language = language  # as after a final in that language
     audio = np.concatenate([silence(0.512), speech(SENTENCE_S), silence(1.8)])
     step = int(0.1 * 16000)
     shown = False
@@ -38,14 +46,21 @@ async def _sentence(s: Session, *, check_language: bool) -> list[Request]:
         for r in s.sched.pending(final=False):
             if r.priority != Priority.PARTIAL:
                 continue
-            if r.options.language == "en" and not shown:
-                s.sched.resolve(r, "Hello there")
+            if r.options.language == language and not shown:
+                answer(r, preview, language)
                 shown = True
             elif r.options.language is None and check_language:
-                s.sched.resolve(r, "Hello there my")
+                answer(r, preview, language)  # the check: the same language
         await settle()
-    assert shown and [p.text for p in s.results] [:1] == ["Hello there"]
+    assert shown and [p.text for p in s.results][:1] == [preview]
     return _finals(s)
+
+
+def answer(r: Request, text: str, language: str) -> None:
+    """Answer a decode with `text` (one word each, CJK too) in `language`."""
+    FakeScheduler.resolve(r, text)
+    if r.future.done() and not r.future.cancelled():
+        r.future.result().language = language
 
 
 def _session(mode: str = "language") -> Session:

@@ -105,6 +105,7 @@ class Engine:
         rec.drop_previews_when_behind = self.settings.drop_previews_when_behind
         rec.full_final_when_unpreviewed = self.settings.full_final_when_unpreviewed
         rec.early_recheck = self.settings.early_recheck
+        rec.recheck_language_switch = self.settings.recheck_language_switch
         return rec
 
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions,

@@ -107,6 +107,9 @@ _NOT_SHOWN = frozenset({"superseded", "empty", "stream_closed", "no_speech", "un
 # A stream whose audio is more than this ahead of the wall clock was sent faster than real time (a
 # burst): a real-time client is a chunk or two (0.1-0.4 s) ahead at most.
 BURST_AHEAD_S = 1.0
+# A text with at least this share of ASCII letters is in Latin script (else CJK): see
+# _language_switch.
+SCRIPT_SHARE = 0.5
 
 
 @dataclass
@@ -255,6 +258,9 @@ class StreamingRecognizer:
         # When the full-window recheck is asked for beside the short final (see _early_recheck;
         # the hub sets it from `early_recheck`): "off", or "language".
         self.early_recheck = "off"
+        # False: a final in another language than its unchecked previews is not rechecked for
+        # disagreeing with them (see _recheck; the hub sets it from `recheck_language_switch`).
+        self.recheck_language_switch = True
         self._pace = Pace(SR)
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
@@ -773,6 +779,20 @@ class StreamingRecognizer:
             return False
         return s.language_unsure and s.emitted_partial_seq > 0
 
+    def _language_switch(self, s: _Sentence, tr: Transcript) -> bool:
+        """Whether the final's words cannot be compared with its previews': they were decoded in
+        the language carried over from the stream's last final (never checked on this sentence)
+        and came out in another script than the final's (an English sentence previewed in
+        Mandarin as "它是一切大大人的生命..."), so they disagree whatever the final says: in
+        session 10's first overload pair 16 of 20 rechecks were such, and each came back with
+        the short final's text (RESULTS "Overload, session 10"). By script, not by language tag:
+        previews forced to Mandarin also wrote "ever tried, ever failed", and there the recheck
+        was right to replace the short final's "Never tried"."""
+        if self.recheck_language_switch or not s.language_unsure or s.last_result is None:
+            return False
+        return (latin_share(s.last_result.text) >= SCRIPT_SHARE) != (
+            latin_share(tr.text) >= SCRIPT_SHARE)
+
     def _drop_early(self, s: _Sentence) -> None:
         """The early recheck is not needed (the short final agreed with the previews)."""
         if s.early_full is not None:
@@ -797,6 +817,9 @@ class StreamingRecognizer:
                                     cjk=is_cjk(tr.language), audio_s=len(s.final_audio) / SR,
                                     unseen_s=s.speech_end / SR - (s.last_result.current_ms / 1000
                                                                   if s.last_result else 0.0))
+            if reason == "preview" and self._language_switch(s, tr):
+                trace.event(id(self), "recheck_skipped", seg=s.index, reason="language_switch")
+                reason = None
         if reason is None or s.final_audio is None:
             self._drop_early(s)
             return tr
