@@ -784,7 +784,7 @@ class StreamingRecognizer:
         the language carried over from the stream's last final (never checked on this sentence)
         and came out in another script than the final's (an English sentence previewed in
         Mandarin as "它是一切大大人的生命..."), so they disagree whatever the final says: in
-        session 10's first overload pair 16 of 20 rechecks were such, and each came back with
+        session 10's first overload pair 14 of 20 rechecks were such, and each came back with
         the short final's text (RESULTS "Overload, session 10"). By script, not by language tag:
         previews forced to Mandarin also wrote "ever tried, ever failed", and there the recheck
         was right to replace the short final's "Never tried"."""
