@@ -150,8 +150,9 @@ class Settings(BaseSettings):
     # longer decode, not both: "language" (its previews' language was only carried over, never
     # checked), "off" (only after the short final disagreed). RESULTS "Overload, session 10".
     early_recheck: Literal["off", "language"] = "off"
-    # False: a short final in another language than its previews (decoded in the stream's last
-    # language, never checked on the sentence) is not rechecked for disagreeing with them.
+    # False: a short final in another script (Latin vs CJK) than its previews (decoded in the
+    # stream's last language, never checked on the sentence) is not rechecked for disagreeing
+    # with them (engine/recognizer.py `_language_switch`).
     recheck_language_switch: bool = True
     # True (with model_workers >= 2): the file lane is the second replica of the main model
     # (normal priority, one file window at a time) instead of a separate replica at
