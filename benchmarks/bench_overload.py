@@ -103,7 +103,7 @@ def offer(n: int, repeat: int, stagger: float, overrides: dict, traced: bool = F
             "final_sentence_s": counts.get("final_sentence_s"),
             "sentence_rate": counts.get("sentence_rate"),
             "final_share_p50_max": [pct(shares, 50), max(shares, default=float("nan"))],
-            "trace": traced_finals}
+            "trace": traced_finals, "log": str(server.log_path)}
 
 
 def sample_share(http: str, threads: list[threading.Thread], out: list[float]) -> None:

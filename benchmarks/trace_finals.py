@@ -35,10 +35,13 @@ def _requests(lines: list[dict]) -> dict[tuple[int, int, str], int]:
             last_submit = e
             continue
         what = e["ev"]
-        if what in ("speculate", "close", "recheck", "preview_submit") and last_submit is not None:
+        if what in ("speculate", "close", "recheck", "preview_submit",
+                    "early_recheck") and last_submit is not None:
             if what == "close" and e.get("speculative_hit"):
                 continue  # a hit submits nothing at close: its final is the speculative one
-            key = (e["stream"], e["seg"], what)
+            if what == "recheck" and e.get("early"):
+                continue  # it submitted nothing: its decode is the early one, asked at the close
+            key = (e["stream"], e["seg"], "recheck" if what == "early_recheck" else what)
             out[key] = last_submit["seq"]  # speculate/preview: the last one of the sentence
             last_submit = None
     return out

@@ -149,6 +149,15 @@ class Settings(BaseSettings):
     # (engine/scheduler.py): "rechecks" (a short-window final's full-window redo, which else
     # queues behind the main lane's finals), "finals" (any realtime final), "none".
     second_replica_realtime: Literal["rechecks", "finals", "none"] = "rechecks"
+    # final_window short: when a short final's full-window recheck is asked for beside it, at
+    # the sentence's close (engine/recognizer.py `_early_recheck`), so a sentence waits for the
+    # longer decode, not both: "language" (its previews' language was only carried over, never
+    # checked), "off" (only after the short final disagreed). RESULTS "Overload, session 10".
+    early_recheck: Literal["off", "language"] = "off"
+    # False: a short final in another script (Latin vs CJK) than its previews (decoded in the
+    # stream's last language, never checked on the sentence) is not rechecked for disagreeing
+    # with them (engine/recognizer.py `_language_switch`).
+    recheck_language_switch: bool = True
     # True (with model_workers >= 2): the file lane is the second replica of the main model
     # (normal priority, one file window at a time) instead of a separate replica at
     # `file_lane_nice` (file_lane_threads is then unused).

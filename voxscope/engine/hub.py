@@ -110,6 +110,8 @@ class Engine:
         rec.speculate_max_final_share = self.settings.speculate_max_final_share
         rec.drop_previews_when_behind = self.settings.drop_previews_when_behind
         rec.full_final_when_unpreviewed = self.settings.full_final_when_unpreviewed
+        rec.early_recheck = self.settings.early_recheck
+        rec.recheck_language_switch = self.settings.recheck_language_switch
         return rec
 
     def transcribe(self, profile: Profile, audio: np.ndarray, opts: OfflineOptions,

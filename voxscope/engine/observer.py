@@ -18,4 +18,5 @@ class EngineObserver:
     def timing(self, model: str, kind: str, seconds: float) -> None:
         """A streaming result went out: kind "first_partial" (seconds since speech onset was
         detected) or "final" (seconds since the last speech of the sentence arrived); kind
-        "final_recheck" (seconds 0) counts a short-window final decoded again in the full window."""
+        "final_recheck" (seconds 0) counts a short-window final decoded again in the full window;
+        "early_recheck_used" / "early_recheck_dropped" (0) one asked for beside it at the close."""

@@ -107,6 +107,9 @@ _NOT_SHOWN = frozenset({"superseded", "empty", "stream_closed", "no_speech", "un
 # A stream whose audio is more than this ahead of the wall clock was sent faster than real time (a
 # burst): a real-time client is a chunk or two (0.1-0.4 s) ahead at most.
 BURST_AHEAD_S = 1.0
+# A text with at least this share of ASCII letters is in Latin script (else CJK): see
+# _language_switch.
+SCRIPT_SHARE = 0.5
 
 
 @dataclass
@@ -205,6 +208,11 @@ class _Sentence:
     final_audio: np.ndarray | None = None  # what the final decoded (a recheck decodes it again)
     full_final: bool = False  # its final was decoded in the full window at once (no recheck)
     spec_full: bool = False  # ... and so was `spec_future`
+    # Its previews were decoded in the language carried over from the stream's last final and no
+    # language check came back: a final in another language will disagree with them (see
+    # _early_recheck).
+    language_unsure: bool = False
+    early_full: asyncio.Future | None = None  # its full-window recheck, asked for at the close
 
     @property
     def speech_end(self) -> int:
@@ -223,6 +231,8 @@ class RecognizerStats:
     speculative_hits: int = 0
     speculative_misses: int = 0
     final_rechecks: int = 0  # short-window finals decoded again in the full window
+    early_rechecks_used: int = 0  # ... whose recheck was asked for at the close (_early_recheck)
+    early_rechecks_dropped: int = 0  # early rechecks not needed (the short final agreed)
 
 
 class StreamingRecognizer:
@@ -245,6 +255,12 @@ class StreamingRecognizer:
         # A short-window final certain to be rechecked is decoded in the full window at once (see
         # _recheck_certain; the hub sets it from `full_final_when_unpreviewed`).
         self.full_final_when_unpreviewed = True
+        # When the full-window recheck is asked for beside the short final (see _early_recheck;
+        # the hub sets it from `early_recheck`): "off", or "language".
+        self.early_recheck = "off"
+        # False: a final in another language than its unchecked previews is not rechecked for
+        # disagreeing with them (see _recheck; the hub sets it from `recheck_language_switch`).
+        self.recheck_language_switch = True
         self._pace = Pace(SR)
         self._buf = _AudioBuffer()
         self._frames = 0  # VAD frames seen
@@ -343,7 +359,9 @@ class StreamingRecognizer:
                 seg = self._seg.open
                 assert seg is not None and seg.index == ev.segment
                 self._open = _Sentence(seg=seg, start=ev.start, last_partial_end=ev.start,
-                                       language=self._stream_language, index=ev.segment)
+                                       language=self._stream_language, index=ev.segment,
+                                       language_unsure=(self.config.language is None
+                                                        and self._stream_language is not None))
                 if self._boundary is not None:
                     self._boundary("start", ev.segment, int(ev.start * 1000 / SR))
                 trace.event(id(self), "open", seg=ev.segment, start_s=ev.start / SR,
@@ -479,6 +497,8 @@ class StreamingRecognizer:
             if seq == s.language_check_seq:
                 s.language_check_seq = 0  # nothing learnt: the next preview checks
             return
+        if seq == s.language_check_seq:
+            s.language_unsure = False  # the previews' language was checked on this sentence
         if seq == s.language_check_seq and tr.language != s.language:
             # The sentence is in another language than the stream's last one: its previews
             # follow, and text agreed in the old language is no prefix for them.
@@ -649,11 +669,25 @@ class StreamingRecognizer:
         trace.event(id(self), "close", seg=s.index, end_s=end / SR,
                     speculative_hit=fut is s.spec_future, speech_end_t=round(s.speech_end_at, 4),
                     final_share=round(meter.share(Priority.FINAL), 3) if meter else None)
+        if self._early_recheck(s, fut):
+            # Beside the short final, on any lane: the sentence then waits for the longer of the
+            # two decodes, not for one after the other (RESULTS "Overload, session 10").
+            s.early_full = self._submit(
+                s.final_audio, replace(self._final_options(s), full_window=True),
+                Priority.FINAL, any_lane=True)
+            trace.event(id(self), "early_recheck", seg=s.index)
         previous = self._chain
         self._chain = self._spawn(self._finalize(s, fut, previous))
 
     async def _finalize(self, s: _Sentence, fut: asyncio.Future,
                         previous: asyncio.Task | None) -> None:
+        try:
+            await self._finalize_in_order(s, fut, previous)
+        finally:
+            self._drop_early(s)  # the stream went, or the final failed
+
+    async def _finalize_in_order(self, s: _Sentence, fut: asyncio.Future,
+                                 previous: asyncio.Task | None) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         if self.done:
@@ -732,6 +766,46 @@ class StreamingRecognizer:
                               audio_s=len(s.final_audio) / SR,
                               unseen_s=s.speech_end / SR - shown) == "unpreviewed"
 
+    def _early_recheck(self, s: _Sentence, fut: asyncio.Future) -> bool:
+        """Whether a short final's full-window recheck is asked for now, beside it, because the
+        recheck is likely: "language": the previews' language was never checked on this sentence
+        (carried over; a final in another language disagrees with them, final_guard "preview").
+        In session 9's overload traces 41 of 71 rechecks came after such previews, and 94 of 462
+        sentences had them (RESULTS "Overload, session 10"). Not when the short result is already
+        in (a speculative hit: its recheck starts at once) or no recheck can follow."""
+        if (self.early_recheck != "language" or self.config.final_full_window or s.full_final
+                or s.final_audio is None or fut.done()
+                or short_final_in_full(len(s.final_audio), self._final_options(s))):
+            return False
+        return s.language_unsure and s.emitted_partial_seq > 0
+
+    def _language_switch(self, s: _Sentence, tr: Transcript) -> bool:
+        """Whether the final's words cannot be compared with its previews': they were decoded in
+        the language carried over from the stream's last final (never checked on this sentence)
+        and came out in another script than the final's (an English sentence previewed in
+        Mandarin as "它是一切大大人的生命..."), so they disagree whatever the final says: in
+        session 10's first overload pair 14 of 20 rechecks were such, and each came back with
+        the short final's text (RESULTS "Overload, session 10"). By script, not by language tag:
+        previews forced to Mandarin also wrote "ever tried, ever failed", and there the recheck
+        was right to replace the short final's "Never tried"."""
+        if self.recheck_language_switch or not s.language_unsure or s.last_result is None:
+            return False
+        return (latin_share(s.last_result.text) >= SCRIPT_SHARE) != (
+            latin_share(tr.text) >= SCRIPT_SHARE)
+
+    def _drop_early(self, s: _Sentence) -> None:
+        """The early recheck is not needed (the short final agreed with the previews)."""
+        if s.early_full is not None:
+            s.early_full.cancel()  # a queued decode is skipped, a running one's result ignored
+            s.early_full = None
+            self._count_early(used=False)
+
+    def _count_early(self, used: bool) -> None:
+        self.stats.early_rechecks_used += used
+        self.stats.early_rechecks_dropped += not used
+        if self.on_timing is not None:  # counted on /metrics
+            self.on_timing("early_recheck_used" if used else "early_recheck_dropped", 0.0)
+
     async def _recheck(self, s: _Sentence, tr: Transcript) -> Transcript:
         """A short-window final that looks weak, decoded again in the full window; the better
         of the two (streaming.final_guard). Still a final's priority: it is what a user waits for."""
@@ -743,10 +817,17 @@ class StreamingRecognizer:
                                     cjk=is_cjk(tr.language), audio_s=len(s.final_audio) / SR,
                                     unseen_s=s.speech_end / SR - (s.last_result.current_ms / 1000
                                                                   if s.last_result else 0.0))
+            if reason == "preview" and self._language_switch(s, tr):
+                trace.event(id(self), "recheck_skipped", seg=s.index, reason="language_switch")
+                reason = None
         if reason is None or s.final_audio is None:
+            self._drop_early(s)
             return tr
         if short_final_in_full(len(s.final_audio), self._final_options(s)):
             return tr  # the backend already decoded this short a final in the full window
+        early, s.early_full = s.early_full, None
+        if early is not None:
+            self._count_early(used=True)
         self.stats.final_rechecks += 1
         if self.on_timing is not None:
             self.on_timing("final_recheck", 0.0)  # counted on /metrics
@@ -754,10 +835,10 @@ class StreamingRecognizer:
         try:
             # Any lane: the idle second replica takes it at once instead of it queueing behind
             # the main lane's finals (the overload tail, RESULTS "Overload, session 9").
-            recheck = self._submit(
+            recheck = early if early is not None else self._submit(
                 s.final_audio, replace(self._final_options(s), full_window=True), Priority.FINAL,
                 any_lane=True)
-            trace.event(id(self), "recheck", seg=s.index, reason=reason)
+            trace.event(id(self), "recheck", seg=s.index, reason=reason, early=early is not None)
             full: Transcript | None = await recheck
         except asyncio.CancelledError:
             raise

@@ -67,6 +67,10 @@ class Metrics(EngineObserver):
         self.final_rechecks = Counter(
             "voxscope_final_rechecks", "Short-window realtime finals that looked weak and were "
             "decoded again in the full 30 s window (final_window: short)", ["model"], registry=r)
+        self.early_rechecks = Counter(
+            "voxscope_early_rechecks", "Full-window rechecks asked for beside the short final "
+            "(early_recheck) by outcome (used: the short final disagreed; dropped: not needed)",
+            ["model", "outcome"], registry=r)
         self.decode_rtf = Histogram(
             "voxscope_decode_rtf", "Decode time over audio time, per scheduler batch", ["model"],
             buckets=RTF_BUCKETS, registry=r)
@@ -94,6 +98,9 @@ class Metrics(EngineObserver):
     def timing(self, model: str, kind: str, seconds: float) -> None:
         if kind == "final_recheck":
             self.final_rechecks.labels(model).inc()
+            return
+        if kind in ("early_recheck_used", "early_recheck_dropped"):
+            self.early_rechecks.labels(model, kind.rsplit("_", 1)[1]).inc()
             return
         if kind in ("speculative_hit", "speculative_miss"):
             self.speculative_finals.labels(model, kind.split("_")[1]).inc()
