@@ -44,6 +44,21 @@ def test_weak_reason():
     assert weak_reason(replace(SOUND, words=[sure]), 1.9) is None  # hangover, timing slack
 
 
+def test_a_looping_short_final_is_weak_and_loses_to_the_full_window():
+    # Stop 20's CI: "Try again." after "No matter." (en_beckett, Qwen realtime, loaded machine).
+    looped = replace(SOUND, text="Try again no matter try again no matter try again.")
+    assert final_guard.loops(looped)
+    assert weak_reason(looped, 1.5) == "loop"
+    full = replace(SOUND, text="Try again.")
+    assert better(looped, full) is full
+    assert better(looped, replace(SOUND, text="")) is not looped  # a loop is no sentence to keep
+    # Lists and repeated single words are speech, not a loop.
+    for text in ("No, no, no, no.", "Ever tried. Ever failed. No matter. Try again.",
+                 "one two three four five six", "我认为跑步最重要的就是给我带来了身体健康。"):
+        assert not final_guard.loops(replace(SOUND, text=text)), text
+    assert final_guard.loops(replace(SOUND, text="谢谢大家谢谢大家谢谢大家"))
+
+
 def test_better_is_the_full_window_unless_it_degenerated():
     weak = replace(SOUND, avg_logprob=-0.9)
     full = replace(SOUND, text="Hello there, friend.", avg_logprob=-1.2)

@@ -98,7 +98,14 @@ def test_row05_callback_burst_pcm(dashscope_at, paced_pcm_run):
     text = run.recorder.final_text()
     paced = paced_pcm_run.recorder.final_text()
     assert_matches(EN, text)
-    assert error_rate("en", paced, text) <= 0.25, (paced, text)  # same text as #3, +- nondeterminism
+    # As good as #3: a burst's final and a paced one may be decoded in different windows (short
+    # or full, depending on which previews were shown before the close), and two right-ish texts
+    # can differ by more than either differs from the reference (stop 20's CI: "in greasy
+    # washwater" paced, "and greasy wash for her" burst, 0.44 apart). So each against the
+    # reference: the burst path may not be worse than the paced one by more than 0.25.
+    reference = clip(EN)["reference"]
+    assert error_rate("en", reference, text) <= error_rate("en", reference, paced) + 0.25, \
+        (paced, text)
 
 
 # -- rows 6, 7: parameters -------------------------------------------------------------------------

@@ -54,6 +54,33 @@ TAIL_WORD_PROB = 0.3
 UNHEARD_SPEECH_S = 1.0
 
 
+# A phrase of 2-4 words (characters in CJK) this many times in one sentence is Whisper looping on
+# its own text, which a short sentence's compression ratio does not show: under load "Try again."
+# after "No matter." came back "Try again no matter try again no matter try again." (stop 20's CI,
+# tests/hardening/test_realtime_item_order.py); 1.5 compression, sure words.
+LOOP_REPEATS = 3
+
+
+def loops(tr: Transcript, lead_s: float = 0.0) -> bool:
+    """Whether the sentence's own words repeat one phrase of 2-4 words (not all the same word)
+    LOOP_REPEATS times."""
+    words = own_words(tr.words, lead_s) if tr.words else []
+    text = " ".join(w.text for w in words) if words else tr.text
+    tokens: list[str] = [t for t in (letters(w) for w in text.split()) if t]
+    if any("\u3040" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text):
+        tokens = list(letters(text))  # no spaces between CJK words: characters
+    for n in (2, 3, 4):
+        seen: dict[tuple[str, ...], int] = {}
+        for i in range(len(tokens) - n + 1):
+            key = tuple(tokens[i:i + n])
+            if len(set(key)) == 1:
+                continue  # "no, no, no, no": said, not looped
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] >= LOOP_REPEATS:
+                return True
+    return False
+
+
 def weak_reason(tr: Transcript, speech_s: float, lead_s: float = 0.0) -> str | None:
     """Why a short-window final should be decoded again in the full window (None: keep it).
     `lead_s`: context audio before the sentence in its window; words there are not its own."""
@@ -63,6 +90,8 @@ def weak_reason(tr: Transcript, speech_s: float, lead_s: float = 0.0) -> str | N
         return "fallback"  # beam search degenerated and sampling was needed
     if tr.compression_ratio > COMPRESSION_CEIL:
         return "compression"
+    if loops(tr, lead_s):
+        return "loop"
     if tr.avg_logprob < LOGPROB_FLOOR:
         return "logprob"
     if tr.words and tr.words[-1].probability < TAIL_WORD_PROB:
@@ -125,7 +154,7 @@ def preview_reason(words: list[str], preview: str, *, cjk: bool, audio_s: float,
 
 
 def _degenerate(tr: Transcript) -> bool:
-    return tr.temperature > 0 or tr.compression_ratio > COMPRESSION_CEIL
+    return tr.temperature > 0 or tr.compression_ratio > COMPRESSION_CEIL or loops(tr)
 
 
 # Whisper's own "this is not speech" line (faster-whisper's log_prob_threshold): a short-window
