@@ -89,8 +89,8 @@ class Settings(BaseSettings):
     # engine
     cpu_threads: int = Field(0, ge=0)  # 0: CTranslate2 picks on CPU (all cores), 2 on a GPU
     # numpy's BLAS thread pool (faster-whisper's log-mel matmul; engine/threads.py): > 0 caps it,
-    # 0 leaves it (one thread per core), -1: 1 when a model decodes on a GPU, where idle pool
-    # threads spinning were most of the server's CPU, else left alone.
+    # 0 leaves it (one thread per core), -1: 1 thread (idle pool threads spinning were most of the
+    # server's CPU on a GPU machine, and 11-23 % of it on 2 cores, for no speed).
     blas_threads: int = Field(-1, ge=-1)
     max_batch: int = 4
     batch_wait_ms: float = 5.0

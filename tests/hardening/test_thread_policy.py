@@ -19,9 +19,10 @@ from voxscope.config import Settings
 from voxscope.engine.threads import AUTO, ThreadLimits, decode_threads, plan
 
 
-def test_cpu_defaults_leave_the_pools_alone():
+def test_cpu_defaults_cap_blas_and_leave_the_decode_alone():
+    # One BLAS thread on CPU too: same latency, 11-23 % less server CPU (RESULTS "Session 10, lead").
     limits = plan({"cpu"})
-    assert limits == ThreadLimits(blas=None, decode_cpu=0, decode_gpu=2)
+    assert limits == ThreadLimits(blas=1, decode_cpu=0, decode_gpu=2)
     assert decode_threads(limits, "cpu") == 0  # CTranslate2 picks: all cores, as before
 
 

@@ -5,8 +5,11 @@ log-mel filterbank is a matmul per window) and CTranslate2's OpenMP pool (its `c
 Both default to one thread per core, and an idle pool worker spins before it sleeps. With the
 model on a GPU that spinning was most of the server's CPU (benchmarks/RESULTS.md, "Thread pools,
 session 10": 12-14 of 16 cores busy at 36 streams with the GPU at 10-27 %, 1.2 cores with the pools
-capped, latency the same or better), so on a GPU both are capped small by default; on CPU the
-decode needs the cores and the defaults stay as they were unless configured.
+capped, latency the same or better). On this 2-core CPU machine the second BLAS thread cost ~35
+CPU-ms of spinning per log-mel call, and one thread gave the same latency at 1 and 4 streams for
+11-23 % less server CPU ("Session 10, lead"). So numpy's BLAS pool is capped at one thread
+everywhere by default, CTranslate2's at 2 on a GPU; on CPU the decode needs the cores and keeps
+them unless configured.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import asdict, dataclass
 log = logging.getLogger(__name__)
 
 AUTO = -1  # a setting's "decide from the device" value
-GPU_BLAS_THREADS = 1  # the log-mel matmul is small: one thread does it without waking a pool
+DEFAULT_BLAS_THREADS = 1  # the log-mel matmul is small: one thread does it without waking a pool
 GPU_DECODE_THREADS = 2  # CTranslate2's CPU-side pool while the decode runs on the GPU
 
 
@@ -33,15 +36,13 @@ class ThreadLimits:
 def plan(devices: set[str], blas_threads: int = AUTO, cpu_threads: int = 0) -> ThreadLimits:
     """The limits for models on `devices` ("cpu", "cuda", ...) and the two settings.
 
-    `blas_threads`: > 0 caps numpy's BLAS pool, 0 leaves it alone, AUTO (-1) caps it at 1 when a
-    model decodes on a GPU and leaves it alone otherwise. `cpu_threads`: > 0 is CTranslate2's
+    `blas_threads`: > 0 caps numpy's BLAS pool, 0 leaves it alone, AUTO (-1) caps it at
+    DEFAULT_BLAS_THREADS on any device. `cpu_threads`: > 0 is CTranslate2's
     thread count everywhere; 0 lets CTranslate2 pick on CPU and uses GPU_DECODE_THREADS on a GPU.
     """
-    gpu = any(d != "cpu" for d in devices)
-    if blas_threads == AUTO:
-        blas = GPU_BLAS_THREADS if gpu else None
-    else:
-        blas = blas_threads if blas_threads > 0 else None
+    # `devices` does not change the BLAS cap any more (one thread everywhere, session 10).
+    blas = (DEFAULT_BLAS_THREADS if blas_threads == AUTO
+            else blas_threads if blas_threads > 0 else None)
     decode_gpu = cpu_threads if cpu_threads > 0 else GPU_DECODE_THREADS
     return ThreadLimits(blas=blas, decode_cpu=max(cpu_threads, 0), decode_gpu=decode_gpu)
 
