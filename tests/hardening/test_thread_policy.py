@@ -21,19 +21,19 @@ from voxscope.engine.threads import AUTO, ThreadLimits, decode_threads, plan
 
 def test_cpu_defaults_cap_blas_and_leave_the_decode_alone():
     # One BLAS thread on CPU too: same latency, 11-23 % less server CPU (RESULTS "Session 10, lead").
-    limits = plan({"cpu"})
+    limits = plan()
     assert limits == ThreadLimits(blas=1, decode_cpu=0, decode_gpu=2)
     assert decode_threads(limits, "cpu") == 0  # CTranslate2 picks: all cores, as before
 
 
 def test_gpu_defaults_cap_both_pools_small():
-    limits = plan({"cuda"})
+    limits = plan()
     assert limits.blas == 1
     assert decode_threads(limits, "cuda") == 2
 
 
 def test_a_gpu_model_beside_a_cpu_model_caps_blas_only_for_the_process():
-    limits = plan({"cpu", "cuda"})
+    limits = plan()
     assert limits.blas == 1  # process-wide: the GPU model's streams are what spin it
     assert decode_threads(limits, "cpu") == 0  # the CPU model's decode keeps its cores
     assert decode_threads(limits, "cuda") == 2
@@ -41,13 +41,13 @@ def test_a_gpu_model_beside_a_cpu_model_caps_blas_only_for_the_process():
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_explicit_settings_win_on_any_device(device):
-    limits = plan({device}, blas_threads=3, cpu_threads=4)
+    limits = plan(blas_threads=3, cpu_threads=4)
     assert limits.blas == 3
     assert decode_threads(limits, device) == 4
 
 
 def test_zero_means_the_library_default():
-    assert plan({"cuda"}, blas_threads=0).blas is None  # explicit "don't cap" on a GPU
+    assert plan(blas_threads=0).blas is None  # explicit "don't cap" on a GPU
 
 
 def test_settings_defaults_and_bounds():

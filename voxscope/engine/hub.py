@@ -29,10 +29,8 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = ModelStore(settings.cache_dir)
-        # Before any model loads or decodes: the pools' sizes depend on where models decode.
-        devices = {self.local_model(p.model).device for p in settings.profiles.values()}
-        self.threads = ThreadPools(plan(devices or {"cpu"}, settings.blas_threads,
-                                        settings.cpu_threads))
+        # Before any model loads or decodes (the BLAS cap is process-wide).
+        self.threads = ThreadPools(plan(settings.blas_threads, settings.cpu_threads))
         self.vad = SileroVad(self.store.silero_vad_path())
         self._schedulers: dict[str, InferenceScheduler] = {}
         self._lock = threading.Lock()

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
 
-AUTO = -1  # a setting's "decide from the device" value
+AUTO = -1  # a setting's "the default for this pool" value
 DEFAULT_BLAS_THREADS = 1  # the log-mel matmul is small: one thread does it without waking a pool
 GPU_DECODE_THREADS = 2  # CTranslate2's CPU-side pool while the decode runs on the GPU
 
@@ -33,14 +33,14 @@ class ThreadLimits:
     decode_gpu: int  # the same for a model on a GPU
 
 
-def plan(devices: set[str], blas_threads: int = AUTO, cpu_threads: int = 0) -> ThreadLimits:
-    """The limits for models on `devices` ("cpu", "cuda", ...) and the two settings.
+def plan(blas_threads: int = AUTO, cpu_threads: int = 0) -> ThreadLimits:
+    """The limits for the two settings (where each model decodes picks its decode threads:
+    `decode_threads`).
 
     `blas_threads`: > 0 caps numpy's BLAS pool, 0 leaves it alone, AUTO (-1) caps it at
     DEFAULT_BLAS_THREADS on any device. `cpu_threads`: > 0 is CTranslate2's
     thread count everywhere; 0 lets CTranslate2 pick on CPU and uses GPU_DECODE_THREADS on a GPU.
     """
-    # `devices` does not change the BLAS cap any more (one thread everywhere, session 10).
     blas = (DEFAULT_BLAS_THREADS if blas_threads == AUTO
             else blas_threads if blas_threads > 0 else None)
     decode_gpu = cpu_threads if cpu_threads > 0 else GPU_DECODE_THREADS
